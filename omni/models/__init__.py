@@ -1,0 +1,1 @@
+"""The tiny μOmni models (seed 004)."""

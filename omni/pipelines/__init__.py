@@ -1,0 +1,1 @@
+"""Inference pipelines (text, image, audio, multimodal, TTS) and sampling."""

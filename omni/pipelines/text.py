@@ -1,0 +1,63 @@
+"""Seed 004, Part 1: the text-only pipeline, as a traced dry run.
+
+    "Hello, how are you?" → ids (1, 6) → embed (1, 6, 256) → 4 blocks → logits (1, 6, 5000)
+    → next token → with the KV cache 6 → 7 → … → 70 tokens → text
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from omni import trace
+from omni.models.thinker import ThinkerConfig, ThinkerLM
+from omni.pipelines.generate import generate
+from omni.pipelines.sampling import SamplingConfig
+from omni.tokenizer import BOS_ID, BPETokenizer
+
+# The seed's own example tokenization of "Hello, how are you?" (BOS + 5 tokens).
+SEED_EXAMPLE_PROMPT = "Hello, how are you?"
+SEED_EXAMPLE_IDS = [BOS_ID, 234, 567, 890, 123, 456]
+SEED_TOTAL_TOKENS = 70     # the seed grows the sequence 6 → 70
+
+
+def prompt_ids(prompt: str, tokenizer: str | Path | None) -> tuple[list[int], str]:
+    """Token ids for ``prompt`` and a note saying where they came from.
+
+    With a tokenizer file, the prompt is really tokenized. Without one, only the
+    seed's example prompt can be traced, with the seed's example ids.
+    """
+    if tokenizer is not None:
+        return BPETokenizer(tokenizer).encode(prompt), f"tokenized with {tokenizer}"
+    if prompt != SEED_EXAMPLE_PROMPT:
+        raise ValueError(f"tracing {prompt!r} needs a tokenizer (--tokenizer PATH); without one only the "
+                         f"seed's example prompt {SEED_EXAMPLE_PROMPT!r} is traced, with its example ids")
+    return list(SEED_EXAMPLE_IDS), "the seed's example ids (no tokenizer given)"
+
+
+def trace_text(prompt: str = SEED_EXAMPLE_PROMPT, tokenizer: str | Path | None = None,
+               total_tokens: int = SEED_TOTAL_TOKENS, cfg: ThinkerConfig | None = None) -> trace.Tracer:
+    """Run Part 1 on a randomly initialised ThinkerLM and return the trace.
+
+    Weights are random (a dry run shows shapes, not answers); generation is
+    greedy with the KV cache until the sequence holds ``total_tokens`` tokens.
+    """
+    ids, source = prompt_ids(prompt, tokenizer)
+    torch.manual_seed(0)
+    model = ThinkerLM(cfg or ThinkerConfig()).eval()
+    with trace.Tracer() as tr:
+        with trace.stage("tokenize"):
+            x = torch.tensor([ids])
+            trace.record("text.ids", x, f"[BOS] + tokens ({source})")
+        with torch.no_grad():
+            logits = model(x)
+        with trace.stage("next token"):
+            trace.record("text.last_logits", logits[0, -1], "logits of the last position")
+            nxt = logits[0, -1].argmax()
+            trace.record("text.next_id", nxt[None], f"argmax → token {int(nxt)}")
+        with trace.stage("generate (KV cache)"):
+            n_new = total_tokens - len(ids)
+            if n_new >= 1:
+                generate(model, ids=x, sampling=SamplingConfig(max_new_tokens=n_new))
+    return tr

@@ -1,0 +1,164 @@
+"""The shape tracer: records every named intermediate tensor of a forward pass.
+
+A learner runs ``omni trace text "Hello, how are you?"`` and sees the seed's
+dimension-tracking table (seed 000: stage, step, description, shape, numbers,
+bf16 memory) produced by the code itself, so the documents and the model cannot
+drift apart.
+
+Model code calls :func:`record` at the places the seeds document. When no tracer
+is active, :func:`record` returns at once, so the hot path pays one global read.
+Tensors on the ``meta`` device carry shapes but no memory, so a full-size model
+(Whisper-large-v3 + Qwen3-8B) traces in seconds::
+
+    with Tracer() as tr:
+        model(ids)
+    print(tr.table())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Sequence
+
+import torch
+
+BF16_BYTES = 2
+
+
+@dataclass
+class TraceRecord:
+    stage: str          # pipeline stage, e.g. "thinker" or "audio encoder"
+    step: int           # 1-based step number inside the whole trace
+    name: str           # dotted identifier, e.g. "thinker.layer0.attn.q"
+    desc: str           # one-line description for the table
+    shape: tuple[int, ...]
+    numel: int
+    bf16_bytes: int     # memory the tensor would take in bf16
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        return d
+
+
+@dataclass
+class Tracer:
+    """Collects :class:`TraceRecord` s while active (use as a context manager)."""
+
+    records: list[TraceRecord] = field(default_factory=list)
+    _stage: str = "main"
+    _prev: "Tracer | None" = None
+    _muted: int = 0
+
+    def __enter__(self) -> "Tracer":
+        global _ACTIVE
+        self._prev, _ACTIVE = _ACTIVE, self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _ACTIVE
+        _ACTIVE = self._prev
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        prev, self._stage = self._stage, name
+        try:
+            yield
+        finally:
+            self._stage = prev
+
+    def add(self, name: str, shape: Sequence[int], desc: str = "") -> None:
+        if self._muted:
+            return
+        shape = tuple(int(s) for s in shape)
+        numel = math.prod(shape)
+        self.records.append(
+            TraceRecord(self._stage, len(self.records) + 1, name, desc, shape, numel, numel * BF16_BYTES)
+        )
+
+    # -- queries used by tests and the CLI ---------------------------------
+    def shapes(self, name: str) -> list[tuple[int, ...]]:
+        """All shapes recorded under exactly ``name`` (in order)."""
+        return [r.shape for r in self.records if r.name == name]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The single shape recorded under ``name``; raises if it is missing or repeated."""
+        found = self.shapes(name)
+        if len(found) != 1:
+            known = sorted({r.name for r in self.records})
+            raise KeyError(f"trace name {name!r} recorded {len(found)} times (want 1); names: {known}")
+        return found[0]
+
+    def to_json(self) -> str:
+        return json.dumps([r.to_dict() for r in self.records], indent=1)
+
+    def table(self) -> str:
+        """Markdown table in the seed's column order."""
+        rows = ["| stage | step | name | description | shape | numbers | bf16 memory |",
+                "|---|---:|---|---|---|---:|---:|"]
+        for r in self.records:
+            shape = "(" + ", ".join(f"{s:,}" for s in r.shape) + ("," if len(r.shape) == 1 else "") + ")"
+            rows.append(f"| {r.stage} | {r.step} | {r.name} | {r.desc} | {shape} | {r.numel:,} | {format_bytes(r.bf16_bytes)} |")
+        return "\n".join(rows)
+
+
+_ACTIVE: Tracer | None = None
+
+
+def active() -> Tracer | None:
+    return _ACTIVE
+
+
+def record(name: str, x: torch.Tensor | Sequence[int], desc: str = ""):
+    """Record ``x`` (a tensor, or a shape for tensors never materialised such as
+    SDPA's attention scores) under ``name`` when a tracer is active; return ``x``."""
+    if _ACTIVE is not None:
+        _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc)
+    return x
+
+
+@contextlib.contextmanager
+def muted() -> Iterator[None]:
+    """Drop the records made inside (e.g. the 60 repetitive decode steps); see
+    :func:`record_always`. No-op when not tracing."""
+    tr = _ACTIVE
+    if tr is None:
+        yield
+        return
+    tr._muted += 1
+    try:
+        yield
+    finally:
+        tr._muted -= 1
+
+
+def record_always(name: str, x, desc: str = ""):
+    """Like :func:`record` but also inside :func:`muted` (for the one summary line per step)."""
+    if _ACTIVE is not None:
+        muted_level, _ACTIVE._muted = _ACTIVE._muted, 0
+        try:
+            _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc)
+        finally:
+            _ACTIVE._muted = muted_level
+    return x
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Name the pipeline stage of the records made inside (no-op when not tracing)."""
+    if _ACTIVE is None:
+        yield
+    else:
+        with _ACTIVE.stage(name):
+            yield
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
