@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name → "module:function" returning an omni.trace.Tracer; each takes **kwargs from the CLI.
@@ -67,8 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. Errors the user can fix (bad input, missing files) are
+    printed as one line and exit with status 1; OMNI_DEBUG=1 shows the traceback."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        if os.environ.get("OMNI_DEBUG"):
+            raise
+        print(f"omni {args.command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

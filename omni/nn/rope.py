@@ -12,21 +12,35 @@ from torch import nn
 
 
 class RotaryEmbedding(nn.Module):
-    """Produces cos/sin tables for positions [start, start + T)."""
+    """Produces cos/sin tables for positions [start, start + T).
+
+    The tables are computed once up to the longest position seen so far and
+    sliced afterwards, so a decode step costs no trigonometry.
+    """
 
     def __init__(self, head_dim: int, theta: float = 10000.0):
         super().__init__()
         assert head_dim % 2 == 0, f"RoPE needs an even head_dim, got {head_dim}"
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)  # (D/2,)
+        self._table: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (L, D); not in state_dict
+
+    def _build(self, length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        inv_freq = self.inv_freq.to(device)
+        pos = torch.arange(length, device=device, dtype=torch.float32)
+        freqs = torch.outer(pos, inv_freq)             # (L, D/2)
+        emb = torch.cat([freqs, freqs], dim=-1)         # (L, D)
+        return emb.cos(), emb.sin()
 
     def forward(self, start: int, T: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return cos, sin of shape (T, D) for positions start .. start+T-1 (fp32)."""
-        inv_freq = self.inv_freq if device is None else self.inv_freq.to(device)
-        pos = torch.arange(start, start + T, device=inv_freq.device, dtype=torch.float32)
-        freqs = torch.outer(pos, inv_freq)             # (T, D/2)
-        emb = torch.cat([freqs, freqs], dim=-1)         # (T, D)
-        return emb.cos(), emb.sin()
+        device = torch.device(device) if device is not None else self.inv_freq.device
+        end = start + T
+        table = self._table
+        if table is None or table[0].shape[0] < end or table[0].device != device:
+            length = max(end, 2 * table[0].shape[0] if table is not None and table[0].device == device else 0, 512)
+            table = self._table = self._build(length, device)
+        return table[0][start:end], table[1][start:end]
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,75 @@
+"""The shared blocks: RoPE, RMSNorm, attention masks with a cache, the tracer."""
+
+import pytest
+import torch
+
+from omni import trace
+from omni.nn import Attention, KVCache, RMSNorm, RotaryEmbedding, apply_rope
+
+
+def test_rope_rotation_keeps_norms_and_depends_on_distance_only():
+    rope = RotaryEmbedding(64)
+    q, k = torch.randn(1, 1, 1, 64), torch.randn(1, 1, 1, 64)
+
+    def score(pq, pk):
+        cq, sq = rope(pq, 1)
+        ck, sk = rope(pk, 1)
+        return (apply_rope(q, cq, sq) * apply_rope(k, ck, sk)).sum()
+
+    cos, sin = rope(5, 1)
+    torch.testing.assert_close(apply_rope(q, cos, sin).norm(), q.norm())
+    torch.testing.assert_close(score(3, 1), score(10, 8), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(score(3, 1), score(3, 2))
+
+
+def test_rope_table_grows_and_matches_direct_formula():
+    rope = RotaryEmbedding(8, theta=100.0)
+    cos, sin = rope(1000, 3)          # beyond the initial table
+    pos = torch.arange(1000, 1003, dtype=torch.float32)[:, None]
+    inv = 1.0 / 100.0 ** (torch.arange(0, 8, 2).float() / 8)
+    ang = torch.cat([pos * inv, pos * inv], dim=-1)
+    torch.testing.assert_close(cos, ang.cos())
+    torch.testing.assert_close(sin, ang.sin())
+
+
+def test_rmsnorm_computes_in_fp32():
+    n = RMSNorm(16)
+    x = torch.randn(2, 3, 16, dtype=torch.bfloat16) * 100
+    ref = x.float() / x.float().pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
+    torch.testing.assert_close(n(x).float(), ref.to(torch.bfloat16).float())
+
+
+def test_attention_with_cache_matches_full_for_every_split():
+    torch.manual_seed(0)
+    att = Attention(32, 4, n_kv_heads=2, qk_norm=True).eval()
+    rope = RotaryEmbedding(8)
+    x = torch.randn(2, 10, 32)
+    full = att(x, rope=rope(0, 10))
+    for split in (1, 4, 9):
+        cache = KVCache(1, 2, 2, 8, 16)
+        a = att(x[:, :split], rope=rope(0, split), cache=cache)
+        cache.advance(split)
+        b = att(x[:, split:], rope=rope(split, 10 - split), cache=cache)
+        torch.testing.assert_close(torch.cat([a, b], 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_kv_cache_batch_mismatch_is_named():
+    cache = KVCache(1, 2, 2, 8, 16)
+    with pytest.raises(ValueError, match="batch 2, got batch 3"):
+        cache.update(0, torch.zeros(3, 2, 1, 8), torch.zeros(3, 2, 1, 8))
+
+
+def test_tracer_records_only_while_active_and_names_missing():
+    x = torch.zeros(2, 3)
+    assert trace.record("x", x) is x            # no tracer: a no-op
+    with trace.Tracer() as tr:
+        with trace.stage("s"):
+            trace.record("x", x, "desc")
+        with trace.muted():
+            trace.record("hidden", x)
+            trace.record_always("kept", (4,))
+    assert [(r.stage, r.name, r.shape, r.numel, r.bf16_bytes) for r in tr.records] == [
+        ("s", "x", (2, 3), 6, 12), ("main", "kept", (4,), 4, 8)]
+    with pytest.raises(KeyError, match="'nope' recorded 0 times"):
+        tr.shape("nope")
+    assert "| s | 1 | x | desc | (2, 3) | 6 | 12 B |" in tr.table()
