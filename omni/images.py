@@ -96,7 +96,7 @@ def center_square_resize(img, size: int = IMAGE_SIZE):
 
 def normalize(rgb: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) → float32 (3, H, W), (x / 255 − MEAN) / STD."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0   # (3, H, W)
+    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0   # (3, H, W), a copy
     mean = torch.tensor(MEAN).view(3, 1, 1)
     std = torch.tensor(STD).view(3, 1, 1)
     return (x - mean) / std
