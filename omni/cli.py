@@ -15,6 +15,9 @@ import sys
 # name → "module:function" returning an omni.trace.Tracer; each takes **kwargs from the CLI.
 TRACE_PIPELINES: dict[str, str] = {
     "text": "omni.pipelines.text:trace_text",
+    "image": "omni.pipelines.image:trace_image",
+    "audio": "omni.pipelines.audio:trace_audio",
+    "multimodal": "omni.pipelines.multimodal:trace_multimodal",
 }
 
 

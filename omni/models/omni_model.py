@@ -1,0 +1,268 @@
+"""OmniModel: the encoders, their projectors and the Thinker, fused into one sequence (seed 004, Parts 2–4).
+
+    pixels (B, 3, 224, 224) ──ViTTiny──▶ CLS (B, 1, 128) ──proj_v──▶ (B, 1, 256)     1 image token
+    mel (B, 100, 128) ──AudioEncoderTiny──▶ (B, 25, 192) ──proj_a──▶ (B, 25, 256)     25 audio tokens
+    ids (B, 9) ──thinker.embed──▶ (B, 9, 256)                                        text tokens
+    ──concatenate [image, audio, text]──▶ (B, 35, 256) ──ThinkerLM──▶ logits (B, 35, 5000)
+
+One module owns every part; training and inference use it and never rebuild
+the projectors. Two ways to lay out the sequence:
+
+* **Concatenation** (the seed's): :meth:`OmniModel.fuse` puts the image token(s)
+  first, then the audio tokens, then the text: 1 + 8 = 9, 25 + 5 = 30,
+  1 + 25 + 9 = 35 tokens.
+* **Placeholders** (as MuFun does with ``<audio>``): :meth:`OmniModel.fuse_prompt`
+  splits the prompt on ``<image>`` / ``<audio>`` markers, tokenizes the text
+  pieces (the tokenizer knows no marker pieces) and puts each medium's
+  embeddings where its marker stood: ``[BOS] piece₀ media₁ piece₁ …``. The
+  number of markers must equal the number of media given.
+
+Limits, checked before any encoder runs:
+
+* the fused sequence must fit ``ctx_len``, else an error naming each part's count;
+* one audio clip gives at most ``ctx_len // audio_token_divisor`` tokens (128 at
+  ctx 512). Policy ``"error"`` (the default) refuses a longer clip; ``"truncate"``
+  keeps its first 128 tokens (the first 512 mel frames = 5.12 s, cut before the
+  encoder) and logs a warning saying how much was dropped.
+
+Both return a :class:`Fusion`: the embeddings (B, T, 256), the text id (or
+-100) at every position, the segment layout, and :meth:`Fusion.labels` for
+training. Generation reuses the Thinker's KV cache:
+``omni.pipelines.generate.generate(model.thinker, embeds=fusion.embeds, ...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from omni import trace
+from omni.models.audio_encoder import AudioEncoderConfig, AudioEncoderTiny, output_length
+from omni.models.thinker import ThinkerConfig, ThinkerLM
+from omni.models.vision import VisionConfig, ViTTiny
+from omni.tokenizer import BOS_ID, PAD_ID
+
+log = logging.getLogger(__name__)
+
+IMAGE_MARKER = "<image>"
+AUDIO_MARKER = "<audio>"
+IGNORE_INDEX = -100                      # label of positions the loss skips (media, prompt, padding)
+AUDIO_POLICIES = ("error", "truncate")
+MEL_FRAMES_PER_TOKEN = 4                 # two stride-2 convolutions
+_MARKERS = re.compile(f"({re.escape(IMAGE_MARKER)}|{re.escape(AUDIO_MARKER)})")
+
+
+@dataclass
+class OmniConfig:
+    thinker: ThinkerConfig = field(default_factory=ThinkerConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
+    audio_token_policy: str = "error"    # a clip over the audio-token limit: "error" or "truncate" (logged)
+    audio_token_divisor: int = 4         # audio tokens per clip ≤ ctx_len // this (128 at ctx 512)
+
+    def __post_init__(self):
+        # Built from a checkpoint's JSON: sub-configs arrive as dicts; Config(**d) rejects unknown keys.
+        for name, cls in (("thinker", ThinkerConfig), ("vision", VisionConfig), ("audio", AudioEncoderConfig)):
+            if isinstance(getattr(self, name), dict):
+                setattr(self, name, cls(**getattr(self, name)))
+        if self.audio_token_policy not in AUDIO_POLICIES:
+            raise ValueError(f"audio_token_policy must be one of {AUDIO_POLICIES}, got {self.audio_token_policy!r}")
+        assert self.audio_token_divisor >= 1, f"audio_token_divisor must be ≥ 1, got {self.audio_token_divisor}"
+
+    @property
+    def max_audio_tokens(self) -> int:
+        return self.thinker.ctx_len // self.audio_token_divisor
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Segment:
+    kind: str        # "image", "audio" or "text"
+    start: int       # first position in the fused sequence
+    length: int      # tokens
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.length
+
+
+@dataclass
+class Fusion:
+    embeds: torch.Tensor        # (B, T, d_model): what the Thinker reads
+    token_ids: torch.Tensor     # (B, T): the text id at text positions, IGNORE_INDEX at media positions
+    segments: list[Segment]     # the layout, in sequence order
+
+    def positions(self, kind: str) -> list[Segment]:
+        return [s for s in self.segments if s.kind == kind]
+
+    def counts(self) -> str:
+        """'image 1 + audio 25 + text 9' (adjacent text pieces are listed separately)."""
+        return " + ".join(f"{s.kind} {s.length}" for s in self.segments)
+
+    def labels(self, prompt_tokens: int | Sequence[int] = 0) -> torch.Tensor:
+        """Training targets (B, T), aligned with the inputs as in Hugging Face:
+        the loss compares logits[:, :-1] with labels[:, 1:].
+
+        IGNORE_INDEX (-100) on media positions, on the first ``prompt_tokens``
+        text tokens of each row (an int, or one count per row: the part the
+        model is given, not asked to produce) and on PAD tokens.
+        """
+        B, T = self.token_ids.shape
+        counts = [prompt_tokens] * B if isinstance(prompt_tokens, int) else list(prompt_tokens)
+        if len(counts) != B:
+            raise ValueError(f"prompt_tokens has {len(counts)} entries for a batch of {B}")
+        is_text = self.token_ids != IGNORE_INDEX                                   # (B, T)
+        text_index = is_text.long().cumsum(dim=1) - 1                              # 0, 1, … over text positions
+        prompt = text_index < torch.tensor(counts, device=text_index.device)[:, None]
+        keep = is_text & ~prompt & (self.token_ids != PAD_ID)
+        return torch.where(keep, self.token_ids, torch.full_like(self.token_ids, IGNORE_INDEX))
+
+
+class OmniModel(nn.Module):
+    def __init__(self, cfg: OmniConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vision = ViTTiny(cfg.vision)
+        self.audio_encoder = AudioEncoderTiny(cfg.audio)
+        self.proj_v = nn.Linear(cfg.vision.d_model, cfg.thinker.d_model)    # 128 → 256
+        self.proj_a = nn.Linear(cfg.audio.d_model, cfg.thinker.d_model)     # 192 → 256
+        self.thinker = ThinkerLM(cfg.thinker)
+
+    # -- one modality at a time ------------------------------------------------
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels (B, 3, 224, 224) → one image token (B, 1, d_model)."""
+        with trace.stage("vision"):
+            cls, _ = self.vision(pixels)                                            # (B, 1, 128)
+            return trace.record("proj_v", self.proj_v(cls), "image token in the Thinker's space")
+
+    def audio_token_count(self, n_frames: int, policy: str | None = None, what: str = "audio clip") -> int:
+        """Tokens a clip of ``n_frames`` mel frames will give after the policy (raises under "error")."""
+        policy = policy or self.cfg.audio_token_policy
+        if policy not in AUDIO_POLICIES:
+            raise ValueError(f"audio policy must be one of {AUDIO_POLICIES}, got {policy!r}")
+        n, limit = int(output_length(n_frames)), self.cfg.max_audio_tokens
+        if n <= limit:
+            return n
+        if policy == "error":
+            raise ValueError(
+                f"{what}: {n_frames} mel frames give {n} audio tokens, over the limit of {limit} "
+                f"(ctx_len {self.cfg.thinker.ctx_len} // {self.cfg.audio_token_divisor}); shorten the clip "
+                f"or pass audio_policy='truncate' to keep its first {limit} tokens "
+                f"({limit * MEL_FRAMES_PER_TOKEN} frames)")
+        return limit
+
+    def encode_audio(self, mel: torch.Tensor, policy: str | None = None, what: str = "audio clip") -> torch.Tensor:
+        """mel (B, F, 128) → audio tokens (B, min(output_length(F), limit), d_model), per the audio policy."""
+        assert mel.dim() == 3, f"encode_audio expects mel (B, F, n_mels), got {tuple(mel.shape)}"
+        n_frames = mel.shape[1]
+        n = self.audio_token_count(n_frames, policy, what)
+        if n < output_length(n_frames):
+            keep = n * MEL_FRAMES_PER_TOKEN
+            log.warning("%s: truncated from %d to %d audio tokens (kept the first %d of %d mel frames) to stay "
+                        "within ctx_len %d // %d", what, output_length(n_frames), n, keep, n_frames,
+                        self.cfg.thinker.ctx_len, self.cfg.audio_token_divisor)
+            mel = mel[:, :keep]
+        with trace.stage("audio encoder"):
+            x = self.audio_encoder(mel)                                             # (B, n, 192)
+            return trace.record("proj_a", self.proj_a(x), "audio tokens in the Thinker's space")
+
+    # -- fusion ----------------------------------------------------------------
+    def fuse_parts(self, parts: Sequence[tuple[str, torch.Tensor]], audio_policy: str | None = None) -> Fusion:
+        """Lay out ``parts`` in the order given: ("text", ids (B, n)), ("image", pixels (B, 3, H, W)),
+        ("audio", mel (B, F, 128)). Counts and the context length are checked before encoding."""
+        if not parts:
+            raise ValueError("nothing to fuse: no text, image or audio given")
+        B = parts[0][1].shape[0]
+        counts = []
+        for i, (kind, x) in enumerate(parts):
+            if x.shape[0] != B:
+                raise ValueError(f"part {i} ({kind}) has batch {x.shape[0]}, part 0 has batch {B}")
+            if kind == "text":
+                assert x.dim() == 2, f"text ids must be (B, n), got {tuple(x.shape)}"
+                counts.append(x.shape[1])
+            elif kind == "image":
+                counts.append(1)
+            elif kind == "audio":
+                assert x.dim() == 3, f"audio mel must be (B, F, n_mels), got {tuple(x.shape)}"
+                counts.append(self.audio_token_count(x.shape[1], audio_policy, what=f"audio (part {i})"))
+            else:
+                raise ValueError(f"part {i}: unknown kind {kind!r} (text, image or audio)")
+        total, ctx = sum(counts), self.cfg.thinker.ctx_len
+        if total > ctx:
+            listed = " + ".join(f"{k} {n}" for (k, _), n in zip(parts, counts))
+            raise ValueError(f"fused sequence of {total} tokens exceeds ctx_len={ctx}: {listed}")
+
+        embeds, ids, segments, start = [], [], [], 0
+        for i, ((kind, x), n) in enumerate(zip(parts, counts)):
+            if kind == "text":
+                with trace.stage("fusion"):
+                    e = trace.record("text.embeds", self.thinker.embed(x), "text token embeddings")
+                tid = x.long()
+            else:
+                e = self.encode_image(x) if kind == "image" else \
+                    self.encode_audio(x, audio_policy, what=f"audio (part {i})")
+                tid = torch.full((B, n), IGNORE_INDEX, dtype=torch.long, device=e.device)
+            assert e.shape[1] == n, f"part {i} ({kind}) gave {e.shape[1]} tokens, expected {n}"
+            embeds.append(e)
+            ids.append(tid)
+            segments.append(Segment(kind, start, n))
+            start += n
+        with trace.stage("fusion"):
+            fused = trace.record("fusion.embeds", torch.cat(embeds, dim=1), " + ".join(
+                f"{s.kind} {s.length}" for s in segments))                     # (B, T, d_model)
+        return Fusion(fused, torch.cat(ids, dim=1), segments)
+
+    def fuse(self, ids: torch.Tensor, pixels: torch.Tensor | None = None, mel: torch.Tensor | None = None,
+             audio_policy: str | None = None) -> Fusion:
+        """The seed's layout: [image tokens, audio tokens, text tokens].
+
+        ids (B, n) text ids (with BOS); pixels (B, 3, 224, 224); mel (B, F, 128).
+        Every row shares one layout (clips of equal length); a batch of
+        different lengths is fused row by row and padded by the collator.
+        """
+        parts = ([("image", pixels)] if pixels is not None else []) + \
+                ([("audio", mel)] if mel is not None else []) + [("text", ids)]
+        return self.fuse_parts(parts, audio_policy)
+
+    def fuse_prompt(self, prompt: str, tokenizer, images: Sequence[torch.Tensor] = (),
+                    mels: Sequence[torch.Tensor] = (), audio_policy: str | None = None) -> Fusion:
+        """Placeholder layout for one prompt: each ``<image>`` / ``<audio>`` marker is replaced, in order,
+        by the next image (3, 224, 224) / mel (F, 128) given. The sequence starts with BOS; text pieces
+        are tokenized without BOS; empty pieces vanish."""
+        pieces = _MARKERS.split(prompt)            # text, marker, text, marker, …, text
+        n_img, n_aud = pieces.count(IMAGE_MARKER), pieces.count(AUDIO_MARKER)
+        if (n_img, n_aud) != (len(images), len(mels)):
+            raise ValueError(f"prompt has {n_img} {IMAGE_MARKER} and {n_aud} {AUDIO_MARKER} markers, but "
+                             f"{len(images)} images and {len(mels)} audio clips were given")
+        images, mels = list(images), list(mels)
+        device = self.thinker.tok_emb.weight.device
+        parts: list[tuple[str, torch.Tensor]] = []
+        text: list[int] = [BOS_ID]
+        for piece in pieces:
+            if piece in (IMAGE_MARKER, AUDIO_MARKER):
+                if text:
+                    parts.append(("text", torch.tensor([text], device=device)))
+                    text = []
+                if piece == IMAGE_MARKER:
+                    img = images.pop(0)
+                    parts.append(("image", img[None] if img.dim() == 3 else img))
+                else:
+                    mel = mels.pop(0)
+                    parts.append(("audio", mel[None] if mel.dim() == 2 else mel))
+            elif piece:
+                text += tokenizer.encode(piece, add_bos=False)
+        if text:
+            parts.append(("text", torch.tensor([text], device=device)))
+        return self.fuse_parts(parts, audio_policy)
+
+    def forward(self, ids: torch.Tensor, pixels: torch.Tensor | None = None, mel: torch.Tensor | None = None,
+                audio_policy: str | None = None) -> torch.Tensor:
+        """The seed's layout straight to logits (B, T, vocab): :meth:`fuse` then the Thinker."""
+        return self.thinker(embeds=self.fuse(ids, pixels, mel, audio_policy).embeds)
