@@ -196,3 +196,64 @@ def check_audio_qa(records: list, report: DataReport) -> list:
         report.ok()
         kept.append(r)
     return kept
+
+
+def check_records(records: list, task: str, source: str, threshold: float = DEFAULT_THRESHOLD) -> tuple[list, DataReport]:
+    """Run the checks that fit ``task``; returns (kept records, report). Raises
+    :class:`BadDataError` (carrying the report) above ``threshold``."""
+    report = DataReport(source, threshold)
+    if task in ("asr", "tts"):
+        kept = check_speech(records, report)
+    elif task in ("caption", "image_qa"):
+        kept = check_images(records, report)
+    elif task == "audio_qa":
+        kept = check_audio_qa(records, report)
+    elif task == "text":
+        kept = []
+        for i, r in enumerate(records):
+            if r.text.strip():
+                report.ok()
+                kept.append(r)
+            else:
+                report.add_bad(EMPTY_TEXT, f"{source}#{i} ({r.id})", "empty line of text")
+    elif task == "sft":
+        kept = check_sft(records, report)
+    else:
+        raise ValueError(f"no checks for task {task!r}")
+    report.check()
+    return kept, report
+
+
+def check_sft(records: list, report: DataReport) -> list:
+    """Omni dialogues: every image decodes, every audio file is readable."""
+    from PIL import Image, UnidentifiedImageError
+
+    kept = []
+    for i, r in enumerate(records):
+        where = f"{report.source}#{i} ({r.id})"
+        before = len(report.bad)
+        for p in r.images:
+            if not p.is_file():
+                report.add_bad(MISSING_FILE, where, str(p))
+                break
+            try:
+                with Image.open(p) as im:
+                    im.load()
+            except (UnidentifiedImageError, OSError, SyntaxError) as e:
+                report.add_bad(UNREADABLE_IMAGE, where, f"{p}: {e}")
+                break
+        if len(report.bad) == before:
+            for p in r.audios:
+                if _audio_samples(p, report, where) is None:
+                    break
+        if len(report.bad) == before:
+            report.ok()
+            kept.append(r)
+    return kept
+
+
+def load_checked(path, task: str, threshold: float = DEFAULT_THRESHOLD) -> tuple[list, DataReport]:
+    """Read a manifest and check its data: the one entry point for training stages."""
+    from omni.data.manifest import read_manifest
+
+    return check_records(read_manifest(path, task), task, str(path), threshold)

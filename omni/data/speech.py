@@ -11,8 +11,9 @@ nothing is installed system-wide. We call the C API directly:
 
 and resample to 16 kHz with :func:`omni.audio.io.resample`.
 
-Determinism: espeak-ng draws noise (fricatives, breathy variants) from the C
-library's ``rand()``; we call ``srand(seed)`` before each utterance, so the same
+Determinism: espeak-ng draws noise from its own generator (breathy variants
+such as ``+f2``) and from the C library's ``rand()`` (fricatives); we seed
+both (``espeak_ng_SetRandSeed``, ``srand``) before each utterance, so the same
 sequence of calls gives byte-identical audio in every process.
 
 If the library or its data cannot be loaded, :class:`EspeakError` says so; the
@@ -86,6 +87,10 @@ class Espeak:
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        if not hasattr(lib, "espeak_ng_SetRandSeed"):
+            raise EspeakError(f"{lib_path} lacks espeak_ng_SetRandSeed (espeak-ng >= 1.51 needed for "
+                              "reproducible speech)")
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self.sample_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), 0)
@@ -109,6 +114,7 @@ class Espeak:
             if lib.espeak_SetParameter(param, value, 0) != EE_OK:
                 raise EspeakError(f"espeak_SetParameter({param}, {value}) failed for voice {voice.name}")
         self.libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+        lib.espeak_ng_SetRandSeed(seed & 0x7FFFFFFF)
         self._chunks = []
         data = text.encode("utf-8")
         err = lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0, ESPEAK_CHARS_UTF8, None, None)
