@@ -12,7 +12,8 @@ field by field: an unknown or missing key is an error, never a default.
     caption     CaptionRecord     id, image (path), caption
     image_qa    ImageQARecord     id, image (path), question, answer
     audio_qa    AudioQARecord     id, audio (path), question, answer, segment ([start, end] s | null)
-    sft         SftRecord         id, messages [{role, content}], images [path], audios [path]
+    sft         SftRecord         id, messages [{role, content}], images [path], audios [path],
+                                  segments [[start, end] | null, one per audio]
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class SftRecord:
     messages: tuple[Message, ...]
     images: tuple[Path, ...]
     audios: tuple[Path, ...]
+    segments: tuple[tuple[float, float] | None, ...]   # one per audio; None = the whole file
 
 
 TASKS: dict[str, type] = {"text": TextRecord, "asr": SpeechRecord, "tts": SpeechRecord,
@@ -134,13 +136,17 @@ def parse_record(row: dict, task: str, root: Path, where: str):
             out[name] = _field(where, row, name, float, nullable=True)
         elif name == "segment":
             out[name] = _segment(where, row[name])
+        elif name == "segments":
+            if not isinstance(row[name], list):
+                raise ManifestError(f"{where}: segments must be a list (one [start, end] or null per audio)")
+            out[name] = tuple(_segment(where, s) for s in row[name])
         elif name == "messages":
             out[name] = _messages(where, row[name])
         else:
             out[name] = _field(where, row, name, str)
     record = cls(**out)
     if task == "sft":
-        _check_markers(where, record)
+        check_markers(where, record)
     return record
 
 
@@ -173,7 +179,9 @@ def _messages(where: str, msgs) -> tuple[Message, ...]:
     return tuple(out)
 
 
-def _check_markers(where: str, r: SftRecord) -> None:
+def check_markers(where: str, r: SftRecord) -> None:
+    if len(r.segments) != len(r.audios):
+        raise ManifestError(f"{where}: {len(r.segments)} segments for {len(r.audios)} audios (one each, null allowed)")
     for marker, paths, key in ((IMAGE_MARKER, r.images, "images"), (AUDIO_MARKER, r.audios, "audios")):
         n = sum(m.content.count(marker) for m in r.messages if m.role == "user")
         if n != len(paths):
@@ -216,6 +224,8 @@ def record_to_row(record, root: Path) -> dict:
             v = [{"role": m.role, "content": m.content} for m in v]
         elif f.name == "segment" and v is not None:
             v = list(v)
+        elif f.name == "segments":
+            v = [None if x is None else list(x) for x in v]
         row[f.name] = v
     return row
 

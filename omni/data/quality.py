@@ -243,8 +243,12 @@ def check_sft(records: list, report: DataReport) -> list:
                 report.add_bad(UNREADABLE_IMAGE, where, f"{p}: {e}")
                 break
         if len(report.bad) == before:
-            for p in r.audios:
-                if _audio_samples(p, report, where) is None:
+            for p, seg in zip(r.audios, r.segments):
+                got = _audio_samples(p, report, where)
+                if got is None:
+                    break
+                if seg is not None and seg[1] > got[0] / got[1] + 1e-3:
+                    report.add_bad(BAD_SEGMENT, where, f"segment {list(seg)} but {p} lasts {got[0] / got[1]:.2f} s")
                     break
         if len(report.bad) == before:
             report.ok()

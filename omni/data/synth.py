@@ -228,7 +228,8 @@ def _build_sft(w: _Writer, seed: int) -> None:
                 msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
                 images += im
                 audios += au
-            w.add("sft", split, {"id": f"sft-{split}-{n:07d}", "messages": msgs, "images": images, "audios": audios})
+            w.add("sft", split, {"id": f"sft-{split}-{n:07d}", "messages": msgs, "images": images, "audios": audios,
+                                  "segments": [None] * len(audios)})
             k, n = k + take, n + 1
     for split in SPLITS:            # dialogues live on only inside sft
         w.rows.pop(("_dialogue", split), None)
