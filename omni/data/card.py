@@ -54,6 +54,7 @@ def write_card(out: Path, grammar: Grammar, rows: dict[tuple[str, str], list[dic
         },
         "vocabulary_words": len([w for w in grammar.terminals() if w not in PUNCT]),
         "voices": {k: stats["speech"][k] for k in ("train_voices", "test_voices", "tts_voice")},
+        "speech_slowed_for_ctc": stats["speech"]["slowed_for_ctc"],
     }
     (out / "card.json").write_text(json.dumps(card, sort_keys=True, indent=2) + "\n", encoding="utf-8")
     (out / "card.md").write_text(card_markdown(card), encoding="utf-8")
@@ -83,5 +84,7 @@ def card_markdown(card: dict) -> str:
               "## Voices", "",
               f"- ASR train/val: {', '.join(card['voices']['train_voices'])}",
               f"- ASR test only (never in training): {', '.join(card['voices']['test_voices'])}",
-              f"- TTS (all splits): {card['voices']['tts_voice']}", ""]
+              f"- TTS (all splits): {card['voices']['tts_voice']}",
+              f"- clips re-spoken slower to leave CTC 20 % more frames than labels: {card['speech_slowed_for_ctc']}",
+              ""]
     return "\n".join(lines)

@@ -53,7 +53,9 @@ class Sound:
             return [self.root + i for i in CHORDS[self.quality]]
         if self.kind == "melody":
             step = SCALE_STEPS[beat % len(SCALE_STEPS)]
-            return [self.root + (step if self.quality == "up" else 12 - step)]
+            if self.quality == "down":
+                step = SCALE_STEPS[len(SCALE_STEPS) - 1 - beat % len(SCALE_STEPS)]
+            return [self.root + step]
         return []
 
 

@@ -12,9 +12,11 @@ nothing is installed system-wide. We call the C API directly:
 and resample to 16 kHz with :func:`omni.audio.io.resample`.
 
 Determinism: espeak-ng draws noise from its own generator (breathy variants
-such as ``+f2``) and from the C library's ``rand()`` (fricatives); we seed
-both (``espeak_ng_SetRandSeed``, ``srand``) before each utterance, so the same
-sequence of calls gives byte-identical audio in every process.
+such as ``+f2``) and from the C library's ``rand()`` (fricatives), and keeps
+state from one utterance to the next. We seed both generators
+(``espeak_ng_SetRandSeed``, ``srand``) and speak each utterance with a freshly
+loaded copy of the library (see :class:`Espeak`), so a clip is a function of
+(text, voice, rate, pitch, seed) alone: byte-identical in every process.
 
 If the library or its data cannot be loaded, :class:`EspeakError` says so; the
 synthetic world never substitutes silence or a tone for speech.
@@ -23,7 +25,10 @@ synthetic world never substitutes silence or a tone for speech.
 from __future__ import annotations
 
 import ctypes
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,11 +41,12 @@ ESPEAK_RATE, ESPEAK_PITCH = 1, 3
 EE_OK = 0
 TRIM_LEVEL = 0.01             # |sample| below this at either end counts as silence
 TRIM_MARGIN_S = 0.05          # silence kept at each end after trimming
+PEAK = 0.9                    # every utterance is peak-normalised to this level
 
 # Voices are "language[+variant]". The test voice is never used for train or val.
 TRAIN_VOICES = ("en", "en-us", "en+f3", "en-us+m3", "en+f2", "en-gb-scotland+m2")
 TEST_VOICES = ("en-gb-x-rp+f4",)
-TRAIN_RATES = (145, 160, 175, 190)          # words per minute
+TRAIN_RATES = (135, 150, 165, 180)          # words per minute
 TRAIN_PITCHES = (35, 45, 55, 65)            # espeak's 0..100 scale
 TTS_VOICE = "en-us"                          # the one voice the Talker learns to speak with
 
@@ -60,8 +66,11 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 
 
 class Espeak:
-    """One espeak-ng engine per process (the C library keeps global state);
-    get it with :meth:`Espeak.get`."""
+    """The espeak-ng engine. The C library keeps state between utterances
+    (a pitch-flutter counter, echo buffers), so a clip would depend on every
+    clip spoken before it. To make each clip a function of (text, voice, seed)
+    alone, :meth:`synth` loads a private copy of the library, speaks, and
+    unloads it again (about 4 ms). Get the engine with :meth:`Espeak.get`."""
 
     _engine: "Espeak | None" = None
 
@@ -77,28 +86,47 @@ class Espeak:
         except ImportError as e:
             raise EspeakError("speech synthesis needs the `espeakng-loader` package "
                               "(pip install espeakng-loader); it ships libespeak-ng and its voice data") from e
-        lib_path, data_path = espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
+        src = Path(espeakng_loader.get_library_path())
+        self.data_path = espeakng_loader.get_data_path().encode()
+        if not src.is_file():
+            raise EspeakError(f"libespeak-ng not found at {src} (broken espeakng-loader install?)")
+        # a private copy: dlopen of a new path gives fresh static state, and
+        # never shares it with other users of the library in this process
+        self._tmp = tempfile.TemporaryDirectory(prefix="omni-espeak-")
+        self.lib_path = str(Path(self._tmp.name) / "libespeak-ng-omni.so")
+        shutil.copyfile(src, self.lib_path)
+        self.libc = ctypes.CDLL(None)
+        self._chunks: list[np.ndarray] = []
+        self._callback = _CALLBACK(self._collect)     # keep a reference: C holds only the pointer
+        lib = self._open()
+        self.sample_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data_path, 0)
+        self._close(lib)
+        if self.sample_rate <= 0:
+            raise EspeakError(f"espeak_Initialize failed (returned {self.sample_rate}) with data at "
+                              f"{self.data_path.decode()}")
+
+    def _open(self) -> ctypes.CDLL:
         try:
-            self.lib = ctypes.CDLL(lib_path)
-            self.libc = ctypes.CDLL(None)
+            lib = ctypes.CDLL(self.lib_path)
         except OSError as e:
-            raise EspeakError(f"cannot load libespeak-ng from {lib_path}: {e}") from e
-        lib = self.lib
+            raise EspeakError(f"cannot load libespeak-ng ({self.lib_path}): {e}") from e
+        if not hasattr(lib, "espeak_ng_SetRandSeed"):
+            raise EspeakError("libespeak-ng lacks espeak_ng_SetRandSeed (espeak-ng >= 1.51 is needed "
+                              "for reproducible speech)")
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        if not hasattr(lib, "espeak_ng_SetRandSeed"):
-            raise EspeakError(f"{lib_path} lacks espeak_ng_SetRandSeed (espeak-ng >= 1.51 needed for "
-                              "reproducible speech)")
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.sample_rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), 0)
-        if self.sample_rate <= 0:
-            raise EspeakError(f"espeak_Initialize failed (returned {self.sample_rate}) with data at {data_path}")
-        self._chunks: list[np.ndarray] = []
-        self._callback = _CALLBACK(self._collect)     # keep a reference: C holds only the pointer
-        lib.espeak_SetSynthCallback(self._callback)
+        return lib
+
+    @staticmethod
+    def _close(lib: ctypes.CDLL) -> None:
+        import _ctypes
+
+        lib.espeak_Terminate()
+        _ctypes.dlclose(lib._handle)
 
     def _collect(self, wav, n, events) -> int:
         if n > 0 and wav:
@@ -107,23 +135,30 @@ class Espeak:
 
     def synth(self, text: str, voice: Voice, seed: int) -> np.ndarray:
         """Speak ``text`` → float32 waveform (T,) at 16 kHz, silence trimmed."""
-        lib = self.lib
-        if lib.espeak_SetVoiceByName(voice.name.encode()) != EE_OK:
-            raise EspeakError(f"espeak-ng has no voice {voice.name!r}")
-        for param, value in ((ESPEAK_RATE, voice.rate), (ESPEAK_PITCH, voice.pitch)):
-            if lib.espeak_SetParameter(param, value, 0) != EE_OK:
-                raise EspeakError(f"espeak_SetParameter({param}, {value}) failed for voice {voice.name}")
-        self.libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
-        lib.espeak_ng_SetRandSeed(seed & 0x7FFFFFFF)
-        self._chunks = []
-        data = text.encode("utf-8")
-        err = lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0, ESPEAK_CHARS_UTF8, None, None)
+        lib = self._open()
+        try:
+            if lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data_path, 0) != self.sample_rate:
+                raise EspeakError("espeak_Initialize failed on reload")
+            lib.espeak_SetSynthCallback(self._callback)
+            if lib.espeak_SetVoiceByName(voice.name.encode()) != EE_OK:
+                raise EspeakError(f"espeak-ng has no voice {voice.name!r}")
+            for param, value in ((ESPEAK_RATE, voice.rate), (ESPEAK_PITCH, voice.pitch)):
+                if lib.espeak_SetParameter(param, value, 0) != EE_OK:
+                    raise EspeakError(f"espeak_SetParameter({param}, {value}) failed for voice {voice.name}")
+            self.libc.srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+            lib.espeak_ng_SetRandSeed(seed & 0x7FFFFFFF)
+            self._chunks = []
+            data = text.encode("utf-8")
+            err = lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0, ESPEAK_CHARS_UTF8, None, None)
+        finally:
+            self._close(lib)
         if err != EE_OK:
             raise EspeakError(f"espeak_Synth failed with code {err} for {text!r} ({voice})")
         if not self._chunks:
             raise EspeakError(f"espeak-ng produced no audio for {text!r} ({voice})")
         wave = np.concatenate(self._chunks).astype(np.float32) / 32768.0     # (T,) at 22,050 Hz
-        return trim_silence(resample(wave, self.sample_rate, SAMPLE_RATE), SAMPLE_RATE)
+        wave = trim_silence(resample(wave, self.sample_rate, SAMPLE_RATE), SAMPLE_RATE)
+        return wave * np.float32(PEAK / np.abs(wave).max())      # resampling can overshoot 1.0
 
 
 def trim_silence(wave: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -39,7 +39,9 @@ from omni.tokenizer import CharVocab
 GENERATOR_VERSION = "omni-synth-1"
 SPLITS = ("train", "val", "test")
 VAL_PERCENT, TEST_PERCENT = 10, 10
-MAX_SPEECH_CHARS = 60         # keeps utterances under ~4.5 s (≤ 128 audio tokens) and CTC-feasible
+MAX_SPEECH_CHARS = 60         # keeps utterances under ~4.5 s (≤ 128 audio tokens)
+CTC_SLACK = 1.2               # synthesized clips get ≥ 1.2 × the CTC minimum of encoder frames ...
+SLOWER_WPM = 15               # ... by speaking 15 words/min slower until they do
 STREAMS = {"text": 1, "dialogue": 2, "speech": 3, "tts": 4, "scene": 5, "sound": 6, "sft": 7}
 
 
@@ -142,7 +144,7 @@ def _speech_sentence(grammar, rng: np.random.Generator) -> str:
 
 def _build_speech(w: _Writer, grammar, cfg: SizeConfig, seed: int, bar) -> dict:
     engine, vocab = speech.Espeak.get(), CharVocab()
-    seconds = {s: 0.0 for s in SPLITS}
+    seconds, slowed = {s: 0.0 for s in SPLITS}, 0
     jobs = [("asr", i) for i in range(cfg.speech)] + [("tts", i) for i in range(cfg.tts)]
     for task, i in bar(jobs, "speech"):
         rng = item_rng(seed, "speech" if task == "asr" else "tts", i)
@@ -153,11 +155,15 @@ def _build_speech(w: _Writer, grammar, cfg: SizeConfig, seed: int, bar) -> dict:
         else:
             voice = speech.pick_voice(rng, speech.TEST_VOICES if split == "test" else speech.TRAIN_VOICES)
         vocab.encode(text)                       # raises if the grammar ever writes a non-CTC character
-        wave = engine.synth(text, voice, seed=int(rng.integers(2**31)))
-        frames, need = encoder_frames(len(wave)), ctc_min_frames(text)
-        if frames < need:
-            raise RuntimeError(f"synthesized {task} clip for {text!r} ({voice}) gives {frames} encoder frames, "
-                               f"CTC needs {need}; lower speech.TRAIN_RATES or MAX_SPEECH_CHARS")
+        clip_seed = int(rng.integers(2**31))
+        wave = engine.synth(text, voice, seed=clip_seed)
+        while encoder_frames(len(wave)) < CTC_SLACK * ctc_min_frames(text):
+            if voice.rate - SLOWER_WPM < min(speech.TRAIN_RATES) - 4 * SLOWER_WPM:
+                raise RuntimeError(f"{task} clip for {text!r} ({voice}) gives {encoder_frames(len(wave))} encoder "
+                                   f"frames, CTC needs {ctc_min_frames(text)} × {CTC_SLACK} even when slowed down")
+            voice = speech.Voice(voice.name, voice.rate - SLOWER_WPM, voice.pitch)
+            wave = engine.synth(text, voice, seed=clip_seed)
+            slowed += 1
         uid = f"{task}{i:06d}"
         path = save_audio(w.out / "speech" / f"{uid}.wav", wave)
         duration = round(len(wave) / SAMPLE_RATE, 4)
@@ -166,7 +172,7 @@ def _build_speech(w: _Writer, grammar, cfg: SizeConfig, seed: int, bar) -> dict:
                             "duration": duration, "speaker": voice.name})
     return {"seconds": {k: round(v, 2) for k, v in seconds.items()},
             "train_voices": list(speech.TRAIN_VOICES), "test_voices": list(speech.TEST_VOICES),
-            "tts_voice": speech.TTS_VOICE}
+            "tts_voice": speech.TTS_VOICE, "slowed_for_ctc": slowed}
 
 
 def _build_scenes(w: _Writer, cfg: SizeConfig, seed: int, bar) -> dict:
