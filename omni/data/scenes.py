@@ -21,6 +21,7 @@ from omni.data.language import NUMBER_WORDS, SCENE_COLOURS, SCENE_SHAPES, SCENE_
 IMAGE_SIZE = 224              # the ViT's input
 SUPERSAMPLE = 4               # draw at 896 × 896, then average 4 × 4 blocks
 MAX_OBJECTS = 3
+OBJECT_COUNT_P = (0.2, 0.4, 0.4)   # P(1, 2, 3 objects)
 COLUMNS = ("left", "middle", "right")
 COLUMN_PHRASE = {"left": "on the left", "middle": "in the middle", "right": "on the right"}
 RGB = {"red": (220, 30, 30), "green": (30, 165, 50), "blue": (35, 75, 225), "yellow": (240, 210, 20),
@@ -53,7 +54,8 @@ class Scene:
 
 
 def sample_scene(rng: np.random.Generator, n_objects: int | None = None) -> Scene:
-    n = int(rng.integers(1, MAX_OBJECTS + 1)) if n_objects is None else n_objects
+    # one-object scenes have only 288 distinct captions, so they are kept rarer
+    n = int(rng.choice([1, 2, 3], p=OBJECT_COUNT_P)) if n_objects is None else n_objects
     if not 1 <= n <= MAX_OBJECTS:
         raise ValueError(f"a scene holds 1..{MAX_OBJECTS} objects, asked for {n}")
     columns = sorted(rng.choice(len(COLUMNS), size=n, replace=False).tolist())
