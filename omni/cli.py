@@ -49,6 +49,29 @@ def _cmd_tokenizer_train(args) -> int:
     return 0
 
 
+def _cmd_data_synth(args) -> int:
+    from omni.data.synth import build
+
+    card = build(args.out, size=args.size, seed=args.seed)
+    e = card["entropy"]
+    print(f"wrote {args.out} ({args.size}, seed {args.seed}): "
+          + ", ".join(f"{t} {sum(c.values())}" for t, c in card["counts"].items()))
+    print(f"text entropy floor: {e['bits_per_char_exact']} bits/char (see {args.out}/card.md)")
+    return 0
+
+
+def _cmd_data_check(args) -> int:
+    from omni.data.quality import BadDataError, load_checked
+
+    try:
+        _, report = load_checked(args.manifest, args.task, threshold=args.threshold)
+    except BadDataError as e:
+        print(e.report.summary())
+        return 1
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omni", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -67,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="output .model path")
     tr.add_argument("--vocab-size", type=int, default=5000)
     tr.set_defaults(func=_cmd_tokenizer_train)
+
+    d = sub.add_parser("data", help="build the synthetic world; check manifests")
+    ds = d.add_subparsers(dest="action", required=True)
+    sy = ds.add_parser("synth", help="write the synthetic omni world (text, images, speech, music)")
+    sy.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    sy.add_argument("--size", default="small", choices=["tiny", "small", "medium", "large"])
+    sy.add_argument("--seed", type=int, default=0)
+    sy.set_defaults(func=_cmd_data_synth)
+    ck = ds.add_parser("check", help="read a manifest and report bad data by reason")
+    ck.add_argument("manifest", help="a JSONL manifest")
+    ck.add_argument("--task", required=True, choices=["text", "asr", "tts", "caption", "image_qa", "audio_qa", "sft"])
+    ck.add_argument("--threshold", type=float, default=0.01, help="largest tolerated bad fraction")
+    ck.set_defaults(func=_cmd_data_check)
     return p
 
 
