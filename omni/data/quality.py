@@ -21,8 +21,6 @@ from pathlib import Path
 
 from omni.tokenizer import CharVocab
 
-MEL_HOP = 160                 # samples between mel frames at 16 kHz → 100 frames/s
-ENCODER_DOWNSAMPLE = 4        # the tiny audio encoder's time reduction → 25 frames/s
 DEFAULT_THRESHOLD = 0.01
 
 # reasons, as they appear in reports
@@ -36,12 +34,16 @@ BAD_SEGMENT = "segment outside the audio"
 
 
 def encoder_frames(num_samples: int, sample_rate: int = 16_000) -> int:
-    """Output frames of the tiny audio encoder for a clip: 1 + T // hop mel
-    frames (centred STFT), then ÷ 4 (two stride-2 stages), rounded down."""
+    """Output frames of the tiny audio encoder for a clip: the tiny log-mel's
+    frame count (T // hop), then the encoder's own ``output_length`` (⌈⌈n/2⌉/2⌉)."""
+    from omni.audio.tiny_mel import MIN_SAMPLES, n_frames
+    from omni.models.audio_encoder import output_length
+
     if sample_rate != 16_000:
         num_samples = int(num_samples * 16_000 / sample_rate)
-    mel_frames = 1 + num_samples // MEL_HOP
-    return mel_frames // ENCODER_DOWNSAMPLE
+    if num_samples < MIN_SAMPLES:      # too short for one mel frame: no encoder output at all
+        return 0
+    return int(output_length(n_frames(num_samples)))
 
 
 def ctc_min_frames(text: str) -> int:
