@@ -1,0 +1,84 @@
+"""A tiny regression task for the training-loop tests (not a test module itself).
+
+``python tests/training_toy.py RUN_DIR [--max-steps N] [--checkpoint-freq K] [--sleep S]`` trains it
+through :func:`omni.training.fit`; the resume-after-kill test kills that process and reruns it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from omni.training import ShuffledBatches, TrainConfig, fit, setup  # noqa: E402
+
+
+@dataclass
+class ToyConfig:
+    d_in: int = 8
+    d_hidden: int = 16
+
+
+class Toy(nn.Module):
+    def __init__(self, cfg: ToyConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.net = nn.Sequential(nn.Linear(cfg.d_in, cfg.d_hidden), nn.Tanh(), nn.Linear(cfg.d_hidden, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+def toy_dataset(n: int = 64, d_in: int = 8, seed: int = 123) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d_in, generator=g)
+    y = torch.sin(x[:, 0]) + 0.5 * x[:, 1] * x[:, 2]
+    return [{"x": x[i], "y": y[i]} for i in range(n)]
+
+
+def mse_loss(model, batch):
+    pred = model(batch["x"])
+    loss = ((pred.float() - batch["y"]) ** 2).mean()
+    return loss, {"samples": batch["x"].shape[0]}
+
+
+def toy_config(**changes) -> TrainConfig:
+    base = dict(seed=7, max_steps=10, batch_size=4, lr=1e-2, min_lr=1e-3, warmup_steps=2, precision="fp32",
+                device="cpu", checkpoint_freq=1000, eval_freq=1000, progress=False)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def run(run_dir, cfg: TrainConfig, loss_fn=mse_loss, eval_fn=None, n: int = 64):
+    ctx = setup(cfg)
+    model = Toy(ToyConfig())
+    data = ShuffledBatches(toy_dataset(n), cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
+                           world_size=ctx.dist.world_size)
+    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model.cfg, eval_fn=eval_fn)
+    return model, result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("run_dir")
+    p.add_argument("--max-steps", type=int, default=12)
+    p.add_argument("--checkpoint-freq", type=int, default=4)
+    p.add_argument("--sleep", type=float, default=0.0, help="seconds per loss call (gives a killer time)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+
+    def slow_loss(model, batch):
+        time.sleep(args.sleep)
+        return mse_loss(model, batch)
+
+    run(args.run_dir, toy_config(max_steps=args.max_steps, checkpoint_freq=args.checkpoint_freq), slow_loss)
+
+
+if __name__ == "__main__":
+    main()
