@@ -1,7 +1,8 @@
 """A tiny regression task for the training-loop tests (not a test module itself).
 
-``python tests/training_toy.py RUN_DIR [--max-steps N] [--checkpoint-freq K] [--sleep S]`` trains it
-through :func:`omni.training.fit`; the resume-after-kill test kills that process and reruns it.
+``python tests/training_toy.py RUN_DIR [--max-steps N] [--checkpoint-freq K] [--sleep S] ...`` trains
+it through :func:`omni.training.fit`; the resume-after-kill test kills that process and reruns it, and
+the DDP test starts it under ``torchrun --nproc_per_node 2``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main(argv=None):
     p.add_argument("run_dir")
     p.add_argument("--max-steps", type=int, default=12)
     p.add_argument("--checkpoint-freq", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--grad-accum-steps", type=int, default=1)
     p.add_argument("--sleep", type=float, default=0.0, help="seconds per loss call (gives a killer time)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -77,7 +80,10 @@ def main(argv=None):
         time.sleep(args.sleep)
         return mse_loss(model, batch)
 
-    run(args.run_dir, toy_config(max_steps=args.max_steps, checkpoint_freq=args.checkpoint_freq), slow_loss)
+    cfg = toy_config(max_steps=args.max_steps, checkpoint_freq=args.checkpoint_freq, batch_size=args.batch_size,
+                     grad_accum_steps=args.grad_accum_steps)
+    _, result = run(args.run_dir, cfg, slow_loss)
+    print(f"finished: {result.step} steps, {result.updates} applied")
 
 
 if __name__ == "__main__":
