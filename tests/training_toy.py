@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -88,3 +89,12 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+@pytest.fixture
+def one_thread():
+    """Tests time tiny models: one intra-op thread avoids OpenMP spinning on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
