@@ -5,20 +5,7 @@ import torch
 
 from omni.training import TrainingDiverged, read_metrics, seed_everything
 from omni.training.guards import check_gradients, validate_loss
-from training_toy import Toy, ToyConfig, mse_loss, run, toy_config
-
-
-def faulty(bad_calls: dict[int, float]):
-    """mse_loss, except that the loss of call n (1-based) is multiplied by bad_calls[n] (nan, 1e8, ...)."""
-    calls = [0]
-
-    def loss_fn(model, batch):
-        calls[0] += 1
-        loss, metrics = mse_loss(model, batch)
-        if calls[0] in bad_calls:
-            loss = loss * bad_calls[calls[0]]
-        return loss, metrics
-    return loss_fn
+from training_toy import Toy, ToyConfig, faulty, run, toy_config
 
 
 def train_records(run_dir):

@@ -94,3 +94,17 @@ def test_missing_corpus_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="corpus not found: .*nope.txt"):
         load_script().main(["--config", str(SMOKE), "--data", str(tmp_path / "nope.txt"),
                             "--out", str(tmp_path / "run"), "--device", "cpu"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["auto", "fp16"])
+def test_smoke_on_gpu_with_autocast(tmp_path, precision):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    rc = load_script().main(["--config", str(SMOKE), "--data", str(corpus), "--out", str(tmp_path / "run"),
+                             "--device", "cuda", "--precision", precision])
+    assert rc == 0
+    recs = [r for r in read_metrics(tmp_path / "run/metrics.jsonl") if r["kind"] == "train"]
+    assert ("loss_scale" in recs[0]) == (precision == "fp16" or not torch.cuda.is_bf16_supported())
+    applied = [r["loss"] for r in recs if r["skipped"] is None]
+    assert len(applied) >= 30 and sum(applied[-5:]) < 0.6 * sum(applied[:5])

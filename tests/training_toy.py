@@ -8,6 +8,7 @@ the DDP test starts it under ``torchrun --nproc_per_node 2``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -50,6 +51,19 @@ def mse_loss(model, batch):
     return loss, {"samples": batch["x"].shape[0]}
 
 
+def faulty(bad_calls: dict[int, float]):
+    """mse_loss, except that the loss of call n (1-based) is multiplied by bad_calls[n] (nan, 1e8, ...)."""
+    calls = [0]
+
+    def loss_fn(model, batch):
+        calls[0] += 1
+        loss, metrics = mse_loss(model, batch)
+        if calls[0] in bad_calls:
+            loss = loss * bad_calls[calls[0]]
+        return loss, metrics
+    return loss_fn
+
+
 def toy_config(**changes) -> TrainConfig:
     base = dict(seed=7, max_steps=10, batch_size=4, lr=1e-2, min_lr=1e-3, warmup_steps=2, precision="fp32",
                 device="cpu", checkpoint_freq=1000, eval_freq=1000, progress=False)
@@ -74,12 +88,19 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--grad-accum-steps", type=int, default=1)
     p.add_argument("--sleep", type=float, default=0.0, help="seconds per loss call (gives a killer time)")
+    p.add_argument("--nan-call", type=int, default=None, help="loss call (1-based) that returns NaN ...")
+    p.add_argument("--nan-rank", type=int, default=0, help="... on this rank only")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    rank, calls = int(os.environ.get("RANK", "0")), [0]
 
     def slow_loss(model, batch):
         time.sleep(args.sleep)
-        return mse_loss(model, batch)
+        calls[0] += 1
+        loss, metrics = mse_loss(model, batch)
+        if calls[0] == args.nan_call and rank == args.nan_rank:
+            loss = loss * float("nan")
+        return loss, metrics
 
     cfg = toy_config(max_steps=args.max_steps, checkpoint_freq=args.checkpoint_freq, batch_size=args.batch_size,
                      grad_accum_steps=args.grad_accum_steps)
