@@ -28,7 +28,8 @@ def free_port() -> int:
 def test_two_gloo_processes_equal_one_process_with_the_combined_batch(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "--monitor-interval", "0.1", str(TOY), str(tmp_path / "ddp"), "--max-steps", "3",
+           "--master_port", str(free_port()), "--monitor-interval", "0.1",
+           str(TOY), str(tmp_path / "ddp"), "--max-steps", "3",
            "--batch-size", "2", "--grad-accum-steps", "2",           # accumulation exercises no_sync()
            "--nan-call", "3", "--nan-rank", "1"]                     # rank 1 alone sees a NaN loss in step 2
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

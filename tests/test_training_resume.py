@@ -37,7 +37,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
     proc = start(killed, "--sleep", "0.05")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        done = [r["step"] for r in read_metrics(killed / "metrics.jsonl")] if (killed / "metrics.jsonl").exists() else []
+        done = [r["step"] for r in read_metrics(killed / "metrics.jsonl")]
         if done and max(done) >= 6:
             break
         assert proc.poll() is None, f"training exited early: {proc.communicate()[0]}"

@@ -26,7 +26,7 @@ class TrainConfig:
     seed: int = 0
     max_steps: int = 1000              # optimizer-step attempts (a skipped step counts: it consumed data)
     batch_size: int = 16               # samples per micro-batch, per process
-    grad_accum_steps: int = 1          # micro-batches per optimizer step (effective batch = this × batch_size × world)
+    grad_accum_steps: int = 1          # micro-batches per optimizer step (effective batch: × batch_size × world)
     # --- optimizer: AdamW, linear warm-up then cosine decay to min_lr ---
     lr: float = 3e-4
     min_lr: float = 3e-5
@@ -40,7 +40,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0         # clip to this norm before stepping
     max_consecutive_skips: int = 10    # this many skipped steps in a row stop training with a diagnostic
     # --- precision and device ---
-    precision: str = "auto"            # auto | bf16 | fp16 | fp32 (auto: bf16 on GPUs that have it, else fp16; fp32 on CPU)
+    precision: str = "auto"            # auto | bf16 | fp16 | fp32 (auto: bf16 or fp16 on a GPU, fp32 on CPU)
     fp16_init_scale: float = 2.0 ** 16  # GradScaler's first loss scale (fp16 only)
     device: str = "auto"               # auto | cpu | cuda | cuda:N | mps
     # --- checkpoints, evaluation, logging ---
