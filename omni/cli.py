@@ -20,6 +20,11 @@ TRACE_PIPELINES: dict[str, str] = {
     "multimodal": "omni.pipelines.multimodal:trace_multimodal",
 }
 
+# stage → training script (relative to the repository root) whose main(argv) `omni train <stage>` runs.
+TRAIN_STAGES: dict[str, str] = {
+    "thinker": "train/thinker.py",
+}
+
 
 def _load(spec: str):
     module, func = spec.split(":")
@@ -72,6 +77,21 @@ def _cmd_data_check(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / TRAIN_STAGES[args.stage]
+    if not script.is_file():
+        raise FileNotFoundError(f"`omni train {args.stage}` runs {script}, which is missing: "
+                                f"training scripts live in the repository checkout (install with pip -e)")
+    spec = importlib.util.spec_from_file_location(f"train_{args.stage}", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module            # dataclasses in the script look their module up here
+    spec.loader.exec_module(module)
+    return module.main(args.args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omni", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -103,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--task", required=True, choices=["text", "asr", "tts", "caption", "image_qa", "audio_qa", "sft"])
     ck.add_argument("--threshold", type=float, default=0.01, help="largest tolerated bad fraction")
     ck.set_defaults(func=_cmd_data_check)
+
+    tn = sub.add_parser("train", help="train one stage (train/<stage>.py); options after the stage go to it")
+    tn.add_argument("stage", choices=sorted(TRAIN_STAGES))
+    tn.add_argument("args", nargs=argparse.REMAINDER, help="e.g. --config train/configs/thinker/smoke.json")
+    tn.set_defaults(func=_cmd_train)
     return p
 
 

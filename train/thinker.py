@@ -1,0 +1,143 @@
+"""Stage 1 — Thinker: next-token pretraining of ThinkerLM on the text corpus.
+
+    python train/thinker.py --config train/configs/thinker/smoke.json [--data corpus.txt] [--out runs/x]
+                            [--tokenizer tok.model] [--device cpu|cuda|mps] [--precision fp32|bf16|fp16]
+    omni train thinker --config train/configs/thinker/cpu.json
+    torchrun --nproc_per_node 2 train/thinker.py --config train/configs/thinker/gpu.json
+
+The corpus is a plain text file, one document (sentence) per line. The run
+directory receives ``tokenizer.model`` (trained on the training lines unless
+``--tokenizer`` is given), ``checkpoints/latest.pt`` and ``best.pt``,
+``metrics.jsonl``, ``loss.png`` and ``export/`` (model.safetensors,
+config.json, tokenizer.model). Rerunning the same command resumes.
+Validation reports cross-entropy in bits per character (``val_bpc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):                     # `python train/thinker.py` from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from omni.models.thinker import ThinkerConfig, ThinkerLM  # noqa: E402
+from omni.tokenizer import BPETokenizer  # noqa: E402
+from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, override, setup  # noqa: E402
+from omni.training.distributed import barrier  # noqa: E402
+from omni.training.lm import bits_per_char, count_chars, encode_lines, next_token_loss, pack_windows  # noqa: E402
+
+
+@dataclass
+class ThinkerDataConfig:
+    corpus: str = "data/world/corpus.txt"   # one document per line; --data overrides
+    val_fraction: float = 0.05              # share of lines held out (chosen by a seeded shuffle)
+    eval_batch_size: int = 32
+
+    def __post_init__(self):
+        assert 0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="train/thinker.py", description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/thinker/smoke.json")
+    p.add_argument("--data", default=None, help="corpus text file (overrides data.corpus)")
+    p.add_argument("--out", default=None, help="run directory (default runs/thinker-<preset>)")
+    p.add_argument("--tokenizer", default=None, help="existing SentencePiece .model (default: train one)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
+    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
+    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    # =========================================================================
+    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
+    # =========================================================================
+    preset = load_preset(args.config, {"model": ThinkerConfig, "data": ThinkerDataConfig, "train": TrainConfig})
+    model_cfg: ThinkerConfig = preset["model"]
+    data_cfg: ThinkerDataConfig = preset["data"]
+    cfg: TrainConfig = override(preset["train"], device=args.device, precision=args.precision,
+                                max_steps=args.max_steps)
+    run_dir = Path(args.out or f"runs/thinker-{Path(args.config).stem}")
+    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
+
+    # =========================================================================
+    # 2. Corpus: non-empty lines, split into train / validation by a seeded shuffle
+    # =========================================================================
+    corpus = Path(args.data or data_cfg.corpus)
+    if not corpus.is_file():
+        raise FileNotFoundError(f"corpus not found: {corpus} (generate the synthetic world's corpus.txt, "
+                                f"or pass --data FILE with one document per line)")
+    lines = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(cfg.seed).shuffle(lines)
+    n_val = max(1, round(data_cfg.val_fraction * len(lines)))
+    val_lines, train_lines = lines[:n_val], lines[n_val:]
+    if not train_lines:
+        raise ValueError(f"{corpus}: {len(lines)} lines leave nothing to train on after holding out {n_val}")
+    ctx.say(f"[data] {corpus}: {len(train_lines):,} training lines, {len(val_lines):,} held out")
+
+    # =========================================================================
+    # 3. Tokenizer: given, or already in the run directory (resume), or trained on the training lines
+    # =========================================================================
+    tok_path = run_dir / "tokenizer.model"
+    if ctx.dist.is_main and not tok_path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if args.tokenizer:
+            shutil.copyfile(args.tokenizer, tok_path)
+        else:
+            train_text = run_dir / "tokenizer_train.txt"
+            train_text.write_text("\n".join(train_lines) + "\n", encoding="utf-8")
+            BPETokenizer.train(train_text, tok_path, vocab_size=model_cfg.vocab_size)
+            train_text.unlink()
+    barrier(ctx.dist)                                  # other ranks wait for rank 0's tokenizer
+    tok = BPETokenizer(tok_path)
+    if tok.vocab_size > model_cfg.vocab_size:
+        raise ValueError(f"{tok_path} has {tok.vocab_size} pieces but model.vocab_size is "
+                         f"{model_cfg.vocab_size}; raise model.vocab_size in {args.config}")
+    ctx.say(f"[tokenizer] {tok_path}: {tok.vocab_size} pieces (model vocabulary {model_cfg.vocab_size})")
+
+    # =========================================================================
+    # 4. Token windows: BOS … EOS per line, packed into ctx_len + 1 windows
+    # =========================================================================
+    train_windows = pack_windows(encode_lines(tok, train_lines), model_cfg.ctx_len)     # (W, ctx_len + 1)
+    val_stream = encode_lines(tok, val_lines)                                          # (N,)
+    val_chars = count_chars(val_lines)
+    data = ShuffledBatches(train_windows, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
+                           world_size=ctx.dist.world_size)
+    ctx.say(f"[data] {train_windows.shape[0]:,} training windows of {model_cfg.ctx_len} tokens; "
+            f"validation: {val_stream.numel():,} tokens for {val_chars:,} characters")
+
+    # =========================================================================
+    # 5. Model, loss, evaluation
+    # =========================================================================
+    model = ThinkerLM(model_cfg)
+
+    def evaluate(m) -> dict:
+        return bits_per_char(m, val_stream, val_chars, model_cfg.ctx_len, data_cfg.eval_batch_size)
+
+    # =========================================================================
+    # 6. Train (guards, checkpoints, resume, metrics: omni.training.fit)
+    # =========================================================================
+    result = fit(ctx, model, next_token_loss, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+
+    # =========================================================================
+    # 7. Ship the tokenizer with the exported weights; report
+    # =========================================================================
+    if ctx.dist.is_main:
+        shutil.copyfile(tok_path, run_dir / "export" / "tokenizer.model")
+        if result.last_eval is not None:
+            ctx.say(f"[thinker] validation: {result.last_eval['val_bpc']:.4f} bits per character, "
+                    f"{result.last_eval['val_loss']:.4f} nats per token; best {result.best}")
+    ctx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
