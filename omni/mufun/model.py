@@ -33,12 +33,19 @@ STAGES = ("warmup", "full")
 
 
 class MuFunModel(nn.Module):
-    def __init__(self, cfg: MuFunConfig):
+    def __init__(self, cfg: MuFunConfig, whisper: WhisperEncoder | None = None,
+                 connector: BLPConnector | None = None, llm: Qwen3LM | None = None):
+        """Builds the three parts from ``cfg`` (random weights), or takes loaded ones
+        (see :func:`omni.mufun.loading.load_mufun`), which must match ``cfg``."""
         super().__init__()
         self.cfg = cfg
-        self.whisper = WhisperEncoder(cfg.whisper)
-        self.connector = BLPConnector(cfg.connector)
-        self.llm = Qwen3LM(cfg.qwen3, ctx_len=cfg.max_seq_len)
+        for part, part_cfg, name in ((whisper, cfg.whisper, "whisper"), (connector, cfg.connector, "connector"),
+                                     (llm, cfg.qwen3, "llm")):
+            if part is not None and part.cfg != part_cfg:
+                raise ValueError(f"the given {name} was built with {part.cfg}, not the config's {part_cfg}")
+        self.whisper = whisper or WhisperEncoder(cfg.whisper)
+        self.connector = connector or BLPConnector(cfg.connector)
+        self.llm = llm or Qwen3LM(cfg.qwen3, ctx_len=cfg.max_seq_len)
 
     # -- audio ------------------------------------------------------------------
     def mels(self, wave: torch.Tensor, segment: tuple[float, float] | None = None) -> torch.Tensor:
