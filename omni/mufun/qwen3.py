@@ -52,7 +52,8 @@ class Qwen3LM(nn.Module):
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
-        self.apply(_init_weights)
+        if self.embed_tokens.weight.device.type != "meta":     # nothing to initialise in a dry run
+            self.apply(_init_weights)
 
     def cache_spec(self) -> tuple[int, int, int, int]:
         """(n_layers, n_kv_heads, head_dim, ctx_len) for :meth:`KVCache.for_model`."""
