@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from omni.mufun.fusion import AUDIO_TOKEN_INDEX, FusionError, fuse, pad_batch, tokenize_with_audio
+from omni.mufun.fusion import (AUDIO_TOKEN_INDEX, FusionError, fuse, pad_batch, tokenize_with_audio,
+                               training_example)
 
 H = 4
 A = AUDIO_TOKEN_INDEX
@@ -66,3 +67,13 @@ def test_pad_batch_right_pads_with_ignored_labels():
     assert embeds.shape == (2, 3, H) and lengths.tolist() == [3, 2]
     assert labels.tolist() == [[1, -100, -100], [4, 5, -100]]
     assert embeds[1, 2].abs().sum() == 0
+
+
+def test_training_example_teaches_only_the_answer():
+    ids, labels = training_example([7, A, 8], [20, 21, 2])
+    assert ids.tolist() == [7, A, 8, 20, 21, 2]
+    assert labels.tolist() == [-100, -100, -100, 20, 21, 2]
+    out = fuse(ids, [audio(3, -1)], embed, labels=labels)
+    assert out.labels.tolist() == [-100] * 5 + [20, 21, 2]
+    with pytest.raises(FusionError, match="at least one answer token"):
+        training_example([7], [])

@@ -41,6 +41,22 @@ def tokenize_with_audio(text: str, encode: Callable[[str], list[int]]) -> list[i
     return ids
 
 
+def training_example(prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """ids (T,) = prompt + answer and labels (T,) that teach only the answer.
+
+    The prompt (its <audio> markers included) is labelled -100; the answer's ids
+    are their own labels (the decoder's loss shifts them by one). Append the end
+    token to ``answer_ids`` to teach the model to stop.
+    """
+    if not answer_ids:
+        raise FusionError("a training example needs at least one answer token")
+    if AUDIO_TOKEN_INDEX in answer_ids:
+        raise FusionError("the answer must not contain an <audio> marker")
+    ids = torch.tensor(list(prompt_ids) + list(answer_ids), dtype=torch.long)
+    labels = torch.tensor([IGNORE_INDEX] * len(prompt_ids) + list(answer_ids), dtype=torch.long)
+    return ids, labels
+
+
 @dataclass
 class FusedSequence:
     embeds: torch.Tensor                 # (T', H) text and audio embeddings in prompt order

@@ -83,6 +83,7 @@ def _require(cfg: dict, key: str, where: str):
 
 
 def _refuse(cfg: dict, key: str, allowed: tuple, where: str) -> None:
+    """Refuse a setting we do not implement. An absent key means HF's default, which is allowed[0]."""
     if cfg.get(key, allowed[0]) not in allowed:
         raise CheckpointError(f"{where}: {key}={cfg[key]!r} is not supported here (supported: {allowed})")
 
@@ -120,7 +121,7 @@ def qwen3_config_from_hf(cfg: dict, where: str = "qwen3") -> Qwen3Config:
                        intermediate_size=_require(cfg, "intermediate_size", where), rope_theta=float(theta),
                        rms_norm_eps=_require(cfg, "rms_norm_eps", where),
                        max_position_embeddings=_require(cfg, "max_position_embeddings", where),
-                       tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+                       tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))  # Qwen3Config's default
 
 
 # -- strict state-dict loading ------------------------------------------------------------
