@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from omni.mufun.blp import BLPConnector
-from omni.mufun.config import ConnectorConfig, build_tiny_mufun_config
+from omni.mufun.config import ConnectorConfig, Qwen3Config, build_tiny_mufun_config
 from omni.mufun.loading import (CheckpointError, load_connector, load_mufun, load_qwen3, load_tokenizer,
                                 load_whisper, qwen3_config_from_hf, read_safetensors_folder, save_connector)
 
@@ -166,6 +166,20 @@ def test_tokenizer_from_local_folder(tmp_path):
         load_tokenizer(tmp_path / "nowhere")
 
 
-def test_tiny_config_is_buildable():
+def test_configs_round_trip_and_refuse_unknown_keys():
+    from omni.mufun.config import MuFunConfig, mufun_config
+
     cfg = build_tiny_mufun_config()
     assert cfg.tokens_per_chunk == 60 and cfg.connector.in_dim == 4 * cfg.whisper.d_model
+    for c in (cfg, mufun_config("mufun"), mufun_config("as-documented")):
+        assert MuFunConfig(**json.loads(json.dumps(c.to_dict()))) == c
+    data = cfg.to_dict()
+    data["qwen3"]["rope_sclaing"] = 2.0
+    with pytest.raises(TypeError, match="rope_sclaing"):
+        MuFunConfig(**data)
+    with pytest.raises(ValueError, match="unknown MuFun preset 'qwen'"):
+        mufun_config("qwen")
+    with pytest.raises(AssertionError, match="connector llm_dim 64 != Qwen3 hidden_size 32"):
+        MuFunConfig(whisper=cfg.whisper, connector=cfg.connector, feature_layers=cfg.feature_layers,
+                    pool_stride=25, max_seq_len=64, qwen3=Qwen3Config(hidden_size=32, n_heads=2, n_kv_heads=1,
+                                                                      head_dim=16, max_position_embeddings=64))
