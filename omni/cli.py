@@ -18,6 +18,7 @@ TRACE_PIPELINES: dict[str, str] = {
     "image": "omni.pipelines.image:trace_image",
     "audio": "omni.pipelines.audio:trace_audio",
     "multimodal": "omni.pipelines.multimodal:trace_multimodal",
+    "mufun": "omni.mufun.dry_run:trace_mufun",
 }
 
 # stage → training script (relative to the repository root) whose main(argv) `omni train <stage>` runs.
@@ -37,6 +38,10 @@ def _cmd_trace(args) -> int:
         kwargs["prompt"] = args.prompt
     if args.tokenizer is not None:
         kwargs["tokenizer"] = args.tokenizer
+    if args.seconds is not None:
+        kwargs["seconds"] = args.seconds
+    if args.preset is not None:
+        kwargs["preset"] = args.preset
     tr = _load(TRACE_PIPELINES[args.pipeline])(**kwargs)
     if args.json:
         print(tr.to_json())
@@ -101,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("prompt", nargs="?", default=None, help="text prompt (pipelines that take one)")
     t.add_argument("--tokenizer", default=None, help="SentencePiece .model to tokenize the prompt")
     t.add_argument("--json", action="store_true", help="print records as JSON")
+    t.add_argument("--seconds", type=float, default=None, help="audio length to trace (mufun)")
+    t.add_argument("--preset", default=None, choices=["mufun", "as-documented"],
+                   help="mufun: the real models; as-documented: the seeds' numbers (mufun)")
     t.set_defaults(func=_cmd_trace)
 
     tk = sub.add_parser("tokenizer", help="train the BPE tokenizer")
