@@ -14,6 +14,8 @@ import sys
 # name → "module:function" returning an omni.trace.Tracer; each takes **kwargs from the CLI.
 TRACE_PIPELINES: dict[str, str] = {
     "text": "omni.pipelines.text:trace_text",
+    "tts": "omni.pipelines.tts:trace_tts",
+    "talker-train": "omni.pipelines.tts:trace_talker_train",
 }
 
 
