@@ -61,6 +61,8 @@ def test_stft_istft_round_trip_is_exact():
     w = torch.randn(4000)
     assert lib.stft(w).shape == (513, 1 + 4000 // 256)
     assert float((lib.istft(lib.stft(w), length=4000) - w).abs().max()) < 1e-5
+    odd = Framing(1000, 300, 800, pad=350)                          # hop does not divide n_fft, short window
+    assert float((odd.istft(odd.stft(w)) - w[:odd.istft(odd.stft(w)).shape[-1]]).abs().max()) < 1e-5
 
 
 def test_config_errors():

@@ -52,13 +52,13 @@ def test_loss_matches_part6_formula_and_trains():
     torch.testing.assert_close(loss, expected)
     assert set(metrics) == {"loss", "ce_base", "ce_residual", "stop_bce"}
     opt = torch.optim.AdamW(talker.parameters(), lr=3e-3)
-    first = float(loss)
+    first = float(loss.detach())
     for _ in range(10):
         loss, _ = talker_loss(talker, text, codes)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first
+    assert float(loss.detach()) < first
 
 
 def test_padded_batch_loss_ignores_padding():

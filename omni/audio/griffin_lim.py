@@ -88,17 +88,22 @@ def check_mel(mel: torch.Tensor, cfg: SpeechMelConfig) -> None:
 
 
 def griffin_lim(magnitude: torch.Tensor, framing: Framing, n_iter: int = 32, momentum: float = 0.99,
-                length: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                length: int | None = None, generator: torch.Generator | None = None,
+                init: str = "random") -> torch.Tensor:
     """Phase retrieval: magnitude (..., frames, n_fft//2 + 1) → wave (..., length).
 
     The STFT pair is ``framing``'s (frame-major layout); ``length`` defaults to
-    what the frames span (frames × hop for the speech framing).
+    what the frames span (frames × hop for the speech framing). ``init``:
+    "random" phases (from ``generator``) or "zero" phases (librosa's init=None).
     """
     if magnitude.shape[-1] != framing.n_fft // 2 + 1:
         raise VocoderError(f"griffin_lim expects (..., frames, {framing.n_fft // 2 + 1}) magnitudes, "
                            f"got {tuple(magnitude.shape)}")
+    if init not in ("random", "zero"):
+        raise ValueError(f"init must be 'random' or 'zero', got {init!r}")
     mag = magnitude.float()
-    phase = torch.rand(mag.shape, generator=generator, device=mag.device) * (2 * math.pi)
+    phase = (torch.rand(mag.shape, generator=generator, device=mag.device) * (2 * math.pi) if init == "random"
+             else torch.zeros_like(mag))
     spec = torch.polar(mag, phase)                                   # (..., frames, F) complex
     accel = momentum / (1 + momentum)                                # librosa's form of the momentum
     prev = None
