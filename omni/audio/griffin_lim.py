@@ -128,6 +128,7 @@ def spectral_convergence(magnitude: torch.Tensor, wave: torch.Tensor, framing: F
 def mel_to_audio(mel: torch.Tensor, cfg: SpeechMelConfig = SpeechMelConfig(),
                  vcfg: VocoderConfig = VocoderConfig()) -> torch.Tensor:
     """mel (T, n_mels) → wave (T × hop,) peak-normalised to vcfg.peak: (301, 128) → (385,280,)."""
+    mel = mel.detach()                                                            # the vocoder is not trained
     with trace.stage("vocoder"):
         trace.record("vocoder.mel", mel, f"speech mel ({cfg.domain} domain), {cfg.frame_rate:g} frames/s")
         mag = mel_to_magnitude(mel, cfg)                                          # (T, n_freqs)

@@ -158,8 +158,11 @@ def trace_tts(prompt: str = SEED_TTS_TEXT, tokenizer: str | Path | None = None,
     return tr
 
 
-def trace_talker_train(batch: int = 2, frames: int = 50, talker_cfg: TalkerConfig | None = None) -> trace.Tracer:
+def trace_talker_train(prompt: str | None = None, tokenizer: str | Path | None = None, batch: int = 2,
+                       frames: int = 50, talker_cfg: TalkerConfig | None = None) -> trace.Tracer:
     """Part 6: one Talker training step on a random (2, 50, 128) mel batch, backward included."""
+    if prompt is not None or tokenizer is not None:
+        raise ValueError("the talker-train trace takes no prompt or tokenizer: it speaks the seed's example ids")
     torch.manual_seed(0)
     talker = TalkerTiny(talker_cfg or TalkerConfig()).train()
     rvq = RVQ(CodecConfig())
