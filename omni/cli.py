@@ -19,6 +19,8 @@ TRACE_PIPELINES: dict[str, str] = {
     "audio": "omni.pipelines.audio:trace_audio",
     "multimodal": "omni.pipelines.multimodal:trace_multimodal",
     "mufun": "omni.mufun.dry_run:trace_mufun",
+    "tts": "omni.pipelines.tts:trace_tts",
+    "talker-train": "omni.pipelines.tts:trace_talker_train",
 }
 
 # stage → training script (relative to the repository root) whose main(argv) `omni train <stage>` runs.
