@@ -1,0 +1,72 @@
+"""What every stage script shares beyond the loop: where the world and the
+tokenizer come from, and where a stage's exported weights live.
+
+Conventions (docs/training.md):
+
+* ``--data DIR`` is a synthetic-world folder (``omni data synth --out DIR``) or a
+  folder of real data in the same manifest format; presets name ``data/<size>``.
+* A run directory ``--out RUN`` ends with ``RUN/export/`` (config.json,
+  model.safetensors, and tokenizer.model for stages that read text).
+  ``make demo`` trains into ``checkpoints/<stage>/``, so inference looks in
+  ``checkpoints/<stage>/export/`` by default.
+* The whole omni stack shares one BPE tokenizer: the Thinker's. A stage that
+  reads text takes ``--tokenizer PATH``; without it, it reuses the one already
+  in its run directory (resume), else trains one on the world's
+  ``tokenizer_corpus.txt`` and says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from omni.tokenizer import DEFAULT_VOCAB_SIZE, BPETokenizer
+
+CHECKPOINTS = Path("checkpoints")
+
+
+def export_dir(stage: str, root: str | Path = CHECKPOINTS) -> Path:
+    """Default location of a stage's exported weights: ``checkpoints/<stage>/export``."""
+    return Path(root) / stage / "export"
+
+
+def world_file(world: str | Path, name: str) -> Path:
+    """``world/name``, or a FileNotFoundError that says how to make the world."""
+    world = Path(world)
+    path = world / name
+    if not path.is_file():
+        hint = (f"build it with `omni data synth --out {world} --size small`" if not world.exists()
+                else f"{world} exists but has no {name}: is it a synthetic-world folder?")
+        raise FileNotFoundError(f"{path} not found; {hint}")
+    return path
+
+
+def resolve_tokenizer(run_dir: str | Path, world: str | Path | None = None, given: str | Path | None = None,
+                      vocab_size: int = DEFAULT_VOCAB_SIZE, say=print) -> BPETokenizer:
+    """The stage's tokenizer, copied into ``run_dir/tokenizer.model``.
+
+    Order: ``given`` (copied), else the one already in ``run_dir`` (a resumed
+    run), else trained on ``world/tokenizer_corpus.txt``.
+    """
+    run_dir = Path(run_dir)
+    target = run_dir / "tokenizer.model"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if given is not None:
+        given = Path(given)
+        if not given.is_file():
+            raise FileNotFoundError(f"tokenizer not found: {given}")
+        if not target.exists() or target.read_bytes() != given.read_bytes():
+            shutil.copyfile(given, target)
+        say(f"[tokenizer] {given}")
+    elif target.exists():
+        say(f"[tokenizer] reusing {target}")
+    else:
+        if world is None:
+            raise FileNotFoundError(f"no tokenizer: pass --tokenizer PATH, or a world folder to train one on")
+        corpus = world_file(world, "tokenizer_corpus.txt")
+        BPETokenizer.train(corpus, target, vocab_size=vocab_size)
+        say(f"[tokenizer] trained on {corpus} → {target}")
+    tok = BPETokenizer(target)
+    if tok.vocab_size > vocab_size:
+        raise ValueError(f"{target} has {tok.vocab_size} pieces, more than the model's vocabulary of {vocab_size}")
+    return tok
