@@ -1,0 +1,116 @@
+"""Chat: a question, with optional images and audio clips, → an answer streamed as it is generated.
+
+    question "What is in the picture?" + image + clip
+      ──no markers in the question: prepend them in the seed's order──▶ "<image><audio>What is in the picture?"
+      ──OmniModel.fuse_prompt──▶ embeds (1, 1 + 25 + 9, 256)            [image 1 + audio 25 + text 9]
+      ──generate_multimodal (prefill, then one token per step, KV cache)──▶ ids, one at a time
+      ──TextStream──▶ the new text of each token, handed to ``on_text`` as soon as it exists
+
+The text-only path (``omni chat --text-only``) runs the Thinker export alone:
+``BOS + tokens ──ThinkerLM──▶ ids``.
+
+Why :class:`TextStream` decodes the whole answer every step instead of one
+token at a time: SentencePiece marks a word's start with "▁" (decoded as a
+space only between words) and its byte-fallback pieces make one character out
+of several tokens, so a token's text depends on its neighbours. Decoding the
+answer so far and emitting only what was added gives exactly the final text,
+piece by piece; a trailing incomplete UTF-8 character is held back until its
+last byte arrives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from omni.models.omni_model import AUDIO_MARKER, IMAGE_MARKER, OmniModel
+from omni.models.thinker import ThinkerLM
+from omni.pipelines.generate import generate
+from omni.pipelines.multimodal import generate_multimodal
+from omni.pipelines.sampling import SamplingConfig
+from omni.tokenizer import EOS_ID, BPETokenizer
+
+REPLACEMENT_CHAR = "\ufffd"     # what decoding shows for an incomplete UTF-8 byte sequence
+
+
+class TextStream:
+    """Called with each new id tensor (B=1,) by :func:`generate`; calls ``emit`` with the new text."""
+
+    def __init__(self, tokenizer: BPETokenizer, emit: Callable[[str], None] | None = None):
+        self.tokenizer = tokenizer
+        self.emit = emit
+        self.ids: list[int] = []
+        self.text = ""                  # what has been emitted so far
+
+    def __call__(self, new_ids: torch.Tensor) -> None:
+        if new_ids.numel() != 1:
+            raise ValueError(f"TextStream follows one sequence: expected one new id, got shape {tuple(new_ids.shape)}")
+        self.ids.append(int(new_ids.reshape(-1)[0]))
+        full = self.tokenizer.decode(self.ids)
+        if full.endswith(REPLACEMENT_CHAR) or not full.startswith(self.text):
+            return                      # wait for the rest of a multi-byte character
+        new, self.text = full[len(self.text):], full
+        if new and self.emit is not None:
+            self.emit(new)
+
+
+@dataclass
+class ChatResult:
+    text: str               # the decoded answer (special ids dropped)
+    ids: list[int]          # generated ids, EOS included when the model stopped by itself
+    stop_reason: str        # "eos", "max_new_tokens" or "ctx_len"
+    prompt: str             # the prompt as fused, markers included
+    layout: str             # e.g. "image 1 + audio 25 + text 9"
+
+
+def with_markers(question: str, n_images: int, n_audios: int) -> str:
+    """Put one ``<image>`` per image, then one ``<audio>`` per clip, before a question that has no markers
+    (the seed's order: image, audio, text). A question with markers is left as written."""
+    if IMAGE_MARKER in question or AUDIO_MARKER in question:
+        return question
+    return IMAGE_MARKER * n_images + AUDIO_MARKER * n_audios + question
+
+
+def _generator(model: torch.nn.Module, seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    device = next(model.parameters()).device
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
+         images: Sequence[torch.Tensor] = (), mels: Sequence[torch.Tensor] = (),
+         sampling: SamplingConfig | None = None, seed: int | None = 0,
+         on_text: Callable[[str], None] | None = None) -> ChatResult:
+    """Answer ``question`` about ``images`` (each (3, 224, 224)) and ``mels`` (each (F, 128) or (1, F, 128)).
+
+    An OmniModel fuses the prompt with its placeholders; a bare ThinkerLM takes text only.
+    ``on_text`` receives each new piece of the answer while it is generated.
+    """
+    if not question.strip():
+        raise ValueError("the question is empty")
+    stream = TextStream(tokenizer, on_text)
+    generator = _generator(model, seed)
+    if isinstance(model, OmniModel):
+        prompt = with_markers(question, len(images), len(mels))
+        device = model.thinker.tok_emb.weight.device
+        fusion = model.fuse_prompt(prompt, tokenizer, images=[x.to(device) for x in images],
+                                   mels=[m.to(device) for m in mels])
+        result = generate_multimodal(model, fusion, sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
+        layout = fusion.counts()
+    elif isinstance(model, ThinkerLM):
+        if images or mels:
+            raise ValueError(f"the text-only Thinker cannot take {len(images)} image(s) and {len(mels)} audio clip(s); "
+                             f"use the omni_sft checkpoint (OmniModel)")
+        prompt = question
+        ids = torch.tensor([tokenizer.encode(question)], device=model.tok_emb.weight.device)   # (1, T) with BOS
+        result = generate(model, ids=ids, sampling=sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
+        layout = f"text {ids.shape[1]}"
+    else:
+        raise TypeError(f"chat needs an OmniModel or a ThinkerLM, got {type(model).__name__}")
+    ids = result.tokens[0].tolist()
+    if result.stop_reason == "eos":
+        ids = ids[:ids.index(EOS_ID) + 1]
+    return ChatResult(tokenizer.decode(ids), ids, result.stop_reason, prompt, layout)
