@@ -109,7 +109,7 @@ def check_folder(stage: str, folder: str | Path, flag: str = "--ckpt") -> Path:
     missing = missing_files(stage, folder)
     if not missing:
         return folder
-    fix = f"run `omni train {stage}` or `make demo` (or point {flag} at a {stage} export/ folder)"
+    fix = f"run `omni train {stage}` or `make demo` (or point {flag} at the {stage} stage's export/ folder)"
     needs = ", ".join(required_files(stage))
     if not folder.exists():
         msg = f"no {stage} checkpoint: {folder} does not exist (an export folder holds {needs}); {fix}"
