@@ -150,6 +150,9 @@ def _add_inference(sub) -> None:
     m.add_argument("--connector", default=None, help="BLP connector .safetensors file")
     m.add_argument("--tokenizer", default=None, help="folder with tokenizer.json (default: the --qwen folder)")
     m.add_argument("--eos", default="<|endoftext|>", help="end-of-text token of the tokenizer")
+    m.add_argument("--feature-layers", type=int, nargs="+", default=[0, 7, 15, 32], metavar="I",
+                   help="Whisper hidden states the connector reads (MuFun's: 0 7 15 32)")
+    m.add_argument("--pool-stride", type=int, default=5, help="average pooling of encoder positions (MuFun's: 5)")
     m.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="weights' dtype (auto: bf16 on cuda, fp32 elsewhere)")
     _add_sampling(m)

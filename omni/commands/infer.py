@@ -120,7 +120,8 @@ def cmd_mufun(args) -> int:
     device = resolve_device(args.device)
     dtype = DTYPES[args.dtype] if args.dtype != "auto" else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     _say(f"[mufun] loading {args.whisper} + {args.connector} + {args.qwen} ({dtype}, {device})")
-    model = load_mufun(args.whisper, args.qwen, args.connector, dtype=dtype, device=device).eval()
+    model = load_mufun(args.whisper, args.qwen, args.connector, feature_layers=tuple(args.feature_layers),
+                       pool_stride=args.pool_stride, dtype=dtype, device=device).eval()
     tok = load_tokenizer(args.tokenizer or args.qwen)
     eos_id = tok.token_to_id(args.eos)
     if eos_id is None:
@@ -140,6 +141,7 @@ def cmd_mufun(args) -> int:
     stream = TextStream(tok, lambda piece: print(piece, end="", flush=True))   # tokenizers' decode(ids) fits
     gen = torch.Generator(device=device).manual_seed(args.seed)
     out = model.generate(ids, [mels], sampling=_sampling(args), eos_id=eos_id, generator=gen, on_token=stream)
+    stream.flush()
     print(flush=True)
     _say(f"[mufun] {out.tokens.shape[1]} tokens, stopped by {out.stop_reason}")
     return 0

@@ -15,7 +15,7 @@ space only between words) and its byte-fallback pieces make one character out
 of several tokens, so a token's text depends on its neighbours. Decoding the
 answer so far and emitting only what was added gives exactly the final text,
 piece by piece; a trailing incomplete UTF-8 character is held back until its
-last byte arrives.
+last byte arrives (or generation ends: :meth:`TextStream.flush`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,15 @@ class TextStream:
         full = self.tokenizer.decode(self.ids)
         if full.endswith(REPLACEMENT_CHAR) or not full.startswith(self.text):
             return                      # wait for the rest of a multi-byte character
+        self._emit(full)
+
+    def flush(self) -> None:
+        """At the end of generation: emit what was held back (an unfinished character shows as \ufffd)."""
+        self._emit(self.tokenizer.decode(self.ids))
+
+    def _emit(self, full: str) -> None:
+        if not full.startswith(self.text):
+            return                      # decoding changed text already shown; it cannot be taken back
         new, self.text = full[len(self.text):], full
         if new and self.emit is not None:
             self.emit(new)
@@ -110,6 +119,7 @@ def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
         layout = f"text {ids.shape[1]}"
     else:
         raise TypeError(f"chat needs an OmniModel or a ThinkerLM, got {type(model).__name__}")
+    stream.flush()
     ids = result.tokens[0].tolist()
     if result.stop_reason == "eos":
         ids = ids[:ids.index(EOS_ID) + 1]
