@@ -36,6 +36,7 @@ from omni.pipelines.checkpoints import load_stage
 
 
 def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", **kw):
+    print("probe: counting")                      # progress: must go to stderr, not into the table
     loaded = load_stage("probe", ckpt, device)
     n_params = sum(p.numel() for p in loaded.model.parameters())
     lines = (Path(data) / f"text_{split}.txt").read_text().splitlines()
@@ -122,10 +123,11 @@ def test_eval_prints_the_stage_table(capsys, probe):
     assert rc == 0, err
     assert table_rows(out) == [["parameters", f"{probe['n_params']:.4g}", "", "—"],
                                ["test lines", "3 lines", "≥ 2", "yes"]]
-    rc, out, _ = run(capsys, "eval", "probe", "--checkpoints", probe["root"], "--data", probe["data"], "--json",
+    rc, out, err = run(capsys, "eval", "probe", "--checkpoints", probe["root"], "--data", probe["data"], "--json",
                      "--device", "cpu")
     assert rc == 0
-    rows = json.loads(out)
+    rows = json.loads(out)                                  # stdout is pure JSON
+    assert "probe: counting" in err and "probe: counting" not in out
     assert rows[0] == {"name": "parameters", "value": probe["n_params"], "unit": "", "goal": "", "met": None}
     assert rows[1]["value"] == 3 and rows[1]["met"] is True
 

@@ -8,10 +8,13 @@ imported only when that stage runs. Before it is called, the checkpoint folder
 is checked (:func:`omni.pipelines.checkpoints.check_folder`), so a missing one
 is reported the same way for every stage. ``all`` evaluates every stage whose
 export is complete and names each one it skips, with the files it lacks.
+Whatever an evaluation prints while it runs goes to stderr: stdout holds only
+the table (or the JSON).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -46,7 +49,8 @@ def evaluate_stage(stage: str, ckpt: str | Path, data: str | Path, split: str, d
     if not data.is_dir():
         raise FileNotFoundError(f"evaluation data {data} not found: build it with "
                                 f"`omni data synth --out {data} --size small`, or pass --data DIR")
-    metrics = evaluate(ckpt, data, split=split, device=device)
+    with contextlib.redirect_stdout(sys.stderr):    # progress lines of the evaluation; stdout keeps the table
+        metrics = evaluate(ckpt, data, split=split, device=device)
     bad = [m for m in metrics if not isinstance(m, Metric)]
     if bad:
         raise TypeError(f"omni.evaluation.{stage}.evaluate returned {type(bad[0]).__name__}, not Metric")

@@ -1,10 +1,16 @@
 """Chat: a question, with optional images and audio clips, → an answer streamed as it is generated.
 
-    question "What is in the picture?" + image + clip
-      ──no markers in the question: prepend them in the seed's order──▶ "<image><audio>What is in the picture?"
-      ──OmniModel.fuse_prompt──▶ embeds (1, 1 + 25 + 9, 256)            [image 1 + audio 25 + text 9]
+    question "what is in the picture?" + image + clip
+      ──no markers in the question: prepend them in the seed's order──▶ "<image>\n<audio>\nwhat is in the picture?"
+      ──the SFT chat template (omni.data.dialogue)──▶ "user: <image> <audio> what is in the picture? assistant:"
+      ──OmniModel.fuse_parts──▶ embeds (1, T, 256)        [text 3 + image 1 + audio 25 + text 9]
       ──generate_multimodal (prefill, then one token per step, KV cache)──▶ ids, one at a time
       ──TextStream──▶ the new text of each token, handed to ``on_text`` as soon as it exists
+
+The omni model is asked in the template it was fine-tuned with (one user
+turn, :func:`omni.data.dialogue.build_parts`), so chat, training and the
+omni_sft evaluation read the same prompt; markers are written as the
+synthetic world writes them (``<image>\n``).
 
 The text-only path (``omni chat --text-only``) runs the Thinker export alone:
 ``BOS + tokens ──ThinkerLM──▶ ids``.
@@ -75,11 +81,11 @@ class ChatResult:
 
 
 def with_markers(question: str, n_images: int, n_audios: int) -> str:
-    """Put one ``<image>`` per image, then one ``<audio>`` per clip, before a question that has no markers
-    (the seed's order: image, audio, text). A question with markers is left as written."""
+    """Put one ``<image>`` line per image, then one ``<audio>`` line per clip, before a question that has
+    no markers (the seed's order: image, audio, text). A question with markers is left as written."""
     if IMAGE_MARKER in question or AUDIO_MARKER in question:
         return question
-    return IMAGE_MARKER * n_images + AUDIO_MARKER * n_audios + question
+    return f"{IMAGE_MARKER}\n" * n_images + f"{AUDIO_MARKER}\n" * n_audios + question
 
 
 def _generator(model: torch.nn.Module, seed: int | None) -> torch.Generator | None:
@@ -103,10 +109,15 @@ def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
     stream = TextStream(tokenizer, on_text)
     generator = _generator(model, seed)
     if isinstance(model, OmniModel):
+        from omni.data.dialogue import build_parts      # the SFT template (omni_sft stage)
+        from omni.data.manifest import Message
+
         prompt = with_markers(question, len(images), len(mels))
         device = model.thinker.tok_emb.weight.device
-        fusion = model.fuse_prompt(prompt, tokenizer, images=[x.to(device) for x in images],
-                                   mels=[m.to(device) for m in mels])
+        mels = [m[0] if m.dim() == 3 else m for m in mels]                       # each (F, 128)
+        parts, _, _ = build_parts([Message("user", prompt)], tokenizer, images=list(images), mels=mels,
+                                  what="question")
+        fusion = model.fuse_parts([(kind, x[None].to(device)) for kind, x in parts])   # (1, T, C)
         result = generate_multimodal(model, fusion, sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
         layout = fusion.counts()
     elif isinstance(model, ThinkerLM):

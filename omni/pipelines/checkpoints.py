@@ -50,7 +50,7 @@ STAGE_MODELS: dict[str, StageModel] = {
     "thinker": StageModel("omni.models.thinker:ThinkerLM", "omni.models.thinker:ThinkerConfig", True, "vocab_size"),
     "audio": StageModel("omni.models.asr:ASRModel", "omni.models.asr:ASRConfig", False, None),
     "vision": StageModel("omni.models.contrastive:ContrastiveModel", "omni.models.contrastive:ContrastiveConfig",
-                         True, None),
+                         True, "text.vocab_size"),
     "codec": StageModel("omni.models.rvq:RVQ", "omni.models.rvq:CodecConfig", False, None),
     "talker": StageModel("omni.models.talker:TalkerTiny", "omni.models.talker:TalkerConfig", True, "text_vocab_size"),
     "omni_sft": StageModel("omni.models.omni_model:OmniModel", "omni.models.omni_model:OmniConfig", True,
