@@ -358,3 +358,22 @@ def test_mufun_answers_from_local_checkpoints(capsys, tmp_path):
     rc, _, err = run(capsys, "mufun", "what", "--audio", clip, "--segment", 1.0, 5.0, "--whisper", whisper,
                      "--qwen", qwen, "--connector", connector, "--device", "cpu", "--feature-layers", 0, 1, 2, 3)
     assert rc == 1 and "ends after the audio ends (2.000 s" in err
+
+
+# ---------------------------------------------------------------------------
+# infer/<name>.py: the same commands as scripts, from a checkout
+# ---------------------------------------------------------------------------
+def test_infer_scripts_run_from_a_checkout(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}          # no PYTHONPATH: the script finds omni itself
+    for name in ("chat", "asr", "tts", "mufun"):
+        done = subprocess.run([sys.executable, str(repo / "infer" / f"{name}.py"), "--help"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.startswith(f"usage: omni {name}"), done.stderr
+    done = subprocess.run([sys.executable, str(repo / "infer" / "asr.py"), "clip.wav", "--ckpt", "nowhere"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "no audio checkpoint: nowhere does not exist" in done.stderr
