@@ -69,7 +69,8 @@ def exports(root, tokenizer):
     torch.manual_seed(0)
     thinker_cfg = ThinkerConfig(**THINKER)
     omni_cfg = OmniConfig(thinker=ThinkerConfig(**THINKER),
-                          vision=VisionConfig(patch_size=32, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64),
+                          vision=VisionConfig(image_size=64, patch_size=32, d_model=32, n_layers=1, n_heads=2,
+                                              ffn_hidden=64),     # not 224: chat must load images at this size
                           audio=AudioEncoderConfig(conv_channels=4, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64))
     talker_cfg = TalkerConfig(text_vocab_size=VOCAB, max_text_tokens=16, min_frames=2, max_frames=6,
                               frames_per_token=1, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64)
@@ -200,7 +201,8 @@ def test_chat_with_image_and_audio_matches_the_pipeline(capsys, exports, media):
     from omni.audio.tiny_mel import log_mel_file
     from omni.images import load_image
     loaded = load_stage("omni_sft", exports["omni_sft"])
-    want = chat_module.chat(loaded.model, loaded.tokenizer, "what do you see and hear?", images=[load_image(image)],
+    want = chat_module.chat(loaded.model, loaded.tokenizer, "what do you see and hear?",
+                            images=[load_image(image, size=64)],
                             mels=[log_mel_file(clip)[0]], sampling=SamplingConfig(1.0, 20, None, 6), seed=3)
     assert out == want.text + "\n"
     assert f"{len(want.ids)} tokens, stopped by {want.stop_reason}" in err

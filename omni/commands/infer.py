@@ -50,7 +50,8 @@ def cmd_chat(args) -> int:
     sampling = _sampling(args)                                # bad sampling options fail before loading
     device = resolve_device(args.device)
     loaded = load_stage(stage, args.ckpt or default_folder(stage), device)
-    pixels = [load_image(p) for p in images]                  # each (3, 224, 224)
+    size = None if args.text_only else loaded.model.cfg.vision.image_size     # what ViTTiny was trained on
+    pixels = [load_image(p, size=size) for p in images]       # each (3, S, S); S = 224 in the seed
     mels = [log_mel_file(p)[0] for p in audios]               # each (F, 128)
     _say(f"[chat] {stage} checkpoint {loaded.folder} on {device}")
 
