@@ -1,6 +1,8 @@
 """The ``omni`` command line: ``omni trace``, ``omni tokenizer``, ... .
 
 Each subcommand lives with the code it drives; this file only wires argparse.
+The inference commands (chat, asr, tts, mufun) are in omni/commands/infer.py,
+``omni eval`` in omni/commands/eval.py.
 Pipelines register their tracer in :data:`TRACE_PIPELINES` as "module:function"
 strings, imported on use so ``omni --help`` stays fast.
 """
@@ -99,6 +101,78 @@ def _cmd_train(args) -> int:
     return module.main(args.args)
 
 
+def _lazy(spec: str):
+    """A subcommand handler imported only when it runs ("module:function")."""
+    return lambda args: _load(spec)(args)
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature (0 = greedy)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="sample within the smallest set of mass ≥ p")
+    p.add_argument("--max-tokens", type=int, default=64, help="most new tokens to generate")
+    p.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same answer)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+
+
+def _add_inference(sub) -> None:
+    c = sub.add_parser("chat", help="ask the omni model (omni_sft export) a question, streaming the answer")
+    c.add_argument("question", help="the question; <image>/<audio> markers place the media (default: in front)")
+    c.add_argument("--image", action="append", metavar="PATH", help="an image file (repeat for more)")
+    c.add_argument("--audio", action="append", metavar="PATH", help="an audio file (repeat for more)")
+    c.add_argument("--ckpt", default=None, help="export folder (default checkpoints/omni_sft/export, "
+                                                "or checkpoints/thinker/export with --text-only)")
+    c.add_argument("--text-only", action="store_true", help="use the thinker export: text in, text out")
+    _add_sampling(c)
+    c.set_defaults(func=_lazy("omni.commands.infer:cmd_chat"))
+
+    a = sub.add_parser("asr", help="transcribe an audio file with the audio export (ASRModel)")
+    a.add_argument("audio", help="audio file (any rate/channels soundfile reads; resampled to 16 kHz mono)")
+    a.add_argument("--ckpt", default=None, help="export folder (default checkpoints/audio/export)")
+    a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    a.set_defaults(func=_lazy("omni.commands.infer:cmd_asr"))
+
+    t = sub.add_parser("tts", help="speak text into a wav file with the talker and codec exports")
+    t.add_argument("text", help="what to say")
+    t.add_argument("-o", "--out", required=True, help="output .wav path")
+    t.add_argument("--talker", default=None, help="talker export folder (default checkpoints/talker/export)")
+    t.add_argument("--codec", default=None, help="codec export folder (default checkpoints/codec/export)")
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    t.set_defaults(func=_lazy("omni.commands.infer:cmd_tts"))
+
+    m = sub.add_parser("mufun", help="ask MuFun about a piece of audio (local full-size checkpoints only)")
+    m.add_argument("question", help="the question; an <audio> marker places the audio (default: in front)")
+    m.add_argument("--audio", required=True, help="audio file")
+    m.add_argument("--segment", type=float, nargs=2, metavar=("START", "END"), help="use [START, END] seconds")
+    m.add_argument("--whisper", default=None, help="local openai/whisper-large-v3 folder")
+    m.add_argument("--qwen", default=None, help="local Qwen/Qwen3-8B-Base folder")
+    m.add_argument("--connector", default=None, help="BLP connector .safetensors file")
+    m.add_argument("--tokenizer", default=None, help="folder with tokenizer.json (default: the --qwen folder)")
+    m.add_argument("--eos", default="<|endoftext|>", help="end-of-text token of the tokenizer")
+    m.add_argument("--feature-layers", type=int, nargs="+", default=[0, 7, 15, 32], metavar="I",
+                   help="Whisper hidden states the connector reads (MuFun's: 0 7 15 32)")
+    m.add_argument("--pool-stride", type=int, default=5, help="average pooling of encoder positions (MuFun's: 5)")
+    m.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="weights' dtype (auto: bf16 on cuda, fp32 elsewhere)")
+    _add_sampling(m)
+    m.set_defaults(func=_lazy("omni.commands.infer:cmd_mufun"))
+
+
+def _add_eval(sub) -> None:
+    from omni.evaluation import STAGES
+
+    e = sub.add_parser("eval", help="evaluate a trained stage on held-out data and print one table")
+    e.add_argument("stage", choices=list(STAGES) + ["all"], help="a stage, or all stages with a checkpoint")
+    e.add_argument("--ckpt", default=None, help="the stage's export folder (default CHECKPOINTS/<stage>/export)")
+    e.add_argument("--checkpoints", default="checkpoints", help="root of the stages' folders (default checkpoints)")
+    e.add_argument("--data", default="data/small", help="synthetic-world folder (default data/small)")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.set_defaults(func=_lazy("omni.commands.eval:cmd_eval"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omni", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     tn.add_argument("stage", choices=sorted(TRAIN_STAGES))
     tn.add_argument("args", nargs=argparse.REMAINDER, help="e.g. --config train/configs/thinker/smoke.json")
     tn.set_defaults(func=_cmd_train)
+
+    _add_inference(sub)
+    _add_eval(sub)
     return p
 
 

@@ -249,3 +249,49 @@ def load_tokenizer(folder: str | os.PathLike):
     if not path.is_file():
         raise CheckpointError(f"no tokenizer.json in {folder}")
     return Tokenizer.from_file(str(path))
+
+
+# -- what is missing, before loading anything --------------------------------------------
+def _weights_missing(folder: Path) -> list[str]:
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        return []
+    if not index.is_file():
+        return [f"{single} (or {index.name} with its shards)"]
+    try:
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    except (json.JSONDecodeError, KeyError, AttributeError) as err:
+        return [f"{index} is not a readable shard index ({type(err).__name__}: {err})"]
+    return [f"{folder / s} (a shard named by {index.name})" for s in shards if not (folder / s).is_file()]
+
+
+def missing_files(whisper: str | os.PathLike | None, qwen3: str | os.PathLike | None,
+                  connector: str | os.PathLike | None, tokenizer: str | os.PathLike | None = None) -> list[str]:
+    """Everything :func:`load_mufun` and :func:`load_tokenizer` would miss, one line each; [] when all is there.
+
+    Looks at file names (and a shard index) only; loads nothing and never downloads.
+    ``tokenizer`` defaults to the Qwen3 folder, where ``tokenizer.json`` ships.
+    """
+    lines: list[str] = []
+    for flag, folder, what in (("--whisper", whisper, "openai/whisper-large-v3"),
+                               ("--qwen", qwen3, "Qwen/Qwen3-8B-Base")):
+        if folder is None:
+            lines.append(f"{flag}: not given (a local {what} folder: config.json + model.safetensors)")
+        elif not Path(folder).is_dir():
+            lines.append(f"{flag} {folder}: folder not found (a local {what} folder: config.json + model.safetensors)")
+        else:
+            folder = Path(folder)
+            if not (folder / "config.json").is_file():
+                lines.append(f"{folder / 'config.json'}")
+            lines.extend(_weights_missing(folder))
+    if connector is None:
+        lines.append("--connector: not given (the BLP connector's weights, one .safetensors file; see docs/mufun.md)")
+    elif not Path(connector).is_file():
+        lines.append(f"--connector {connector}: file not found")
+    tok = tokenizer if tokenizer is not None else qwen3
+    if tok is not None and not (str(tok).endswith(".json") and Path(tok).is_file()):
+        if Path(tok).is_dir() and not (Path(tok) / "tokenizer.json").is_file():
+            lines.append(f"{Path(tok) / 'tokenizer.json'}")
+        elif not Path(tok).exists() and tokenizer is not None:
+            lines.append(f"--tokenizer {tok}: not found (a folder with tokenizer.json, or the file itself)")
+    return lines

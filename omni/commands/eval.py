@@ -1,0 +1,97 @@
+"""``omni eval <stage>`` and ``omni eval all``: held-out evaluation, printed as one table.
+
+    omni eval audio [--ckpt checkpoints/audio/export] [--data data/small] [--split test] [--device auto] [--json]
+    omni eval all [--checkpoints checkpoints] [--data data/small] ...
+
+A stage's evaluation is ``omni.evaluation.<stage>:evaluate(ckpt, data, split, device) -> list[Metric]``,
+imported only when that stage runs. Before it is called, the checkpoint folder
+is checked (:func:`omni.pipelines.checkpoints.check_folder`), so a missing one
+is reported the same way for every stage. ``all`` evaluates every stage whose
+export is complete and names each one it skips, with the files it lacks.
+Whatever an evaluation prints while it runs goes to stderr: stdout holds only
+the table (or the JSON).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from omni.evaluation import STAGES, Metric, format_table, metrics_to_json
+from omni.pipelines.checkpoints import check_folder, missing_files
+from omni.training.precision import resolve_device
+from omni.training.stage import export_dir
+
+DEFAULT_DATA = "data/small"
+
+
+def evaluator(stage: str):
+    """``omni.evaluation.<stage>:evaluate``, or an error naming the module that is missing."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    name = f"omni.evaluation.{stage}"
+    if importlib.util.find_spec(name) is None:
+        raise RuntimeError(f"no evaluation for the {stage} stage: module {name} (omni/evaluation/{stage}.py) "
+                           f"is not in this checkout")
+    module = importlib.import_module(name)
+    if not hasattr(module, "evaluate"):
+        raise RuntimeError(f"{name} ({module.__file__}) has no evaluate(ckpt, data, split, device) function")
+    return module.evaluate
+
+
+def evaluate_stage(stage: str, ckpt: str | Path, data: str | Path, split: str, device: str) -> list[Metric]:
+    evaluate = evaluator(stage)                     # a missing module is reported before anything is read
+    ckpt = check_folder(stage, ckpt)
+    data = Path(data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"evaluation data {data} not found: build it with "
+                                f"`omni data synth --out {data} --size small`, or pass --data DIR")
+    with contextlib.redirect_stdout(sys.stderr):    # progress lines of the evaluation; stdout keeps the table
+        metrics = evaluate(ckpt, data, split=split, device=device)
+    bad = [m for m in metrics if not isinstance(m, Metric)]
+    if bad:
+        raise TypeError(f"omni.evaluation.{stage}.evaluate returned {type(bad[0]).__name__}, not Metric")
+    return metrics
+
+
+def cmd_eval(args) -> int:
+    device = str(resolve_device(args.device))
+    if args.stage != "all":
+        ckpt = args.ckpt or export_dir(args.stage, args.checkpoints)
+        metrics = evaluate_stage(args.stage, ckpt, args.data, args.split, device)
+        print(metrics_to_json(metrics) if args.json else
+              f"# omni eval {args.stage} ({ckpt}, {args.data}, split {args.split})\n\n{format_table(metrics)}")
+        return 0
+
+    if args.ckpt is not None:
+        raise ValueError("`omni eval all` reads each stage from --checkpoints ROOT/<stage>/export; "
+                         "--ckpt names one stage's folder")
+    results: dict[str, list[Metric]] = {}
+    skipped: dict[str, str] = {}
+    for stage in STAGES:
+        folder = export_dir(stage, args.checkpoints)
+        missing = missing_files(stage, folder)
+        if missing:
+            skipped[stage] = (f"{folder} does not exist" if not folder.exists()
+                              else f"{folder} lacks {', '.join(missing)}")
+            continue
+        print(f"[eval] {stage} ({folder})", file=sys.stderr, flush=True)
+        results[stage] = evaluate_stage(stage, folder, args.data, args.split, device)
+    if not results:
+        raise FileNotFoundError(f"no stage has a checkpoint under {args.checkpoints}/<stage>/export "
+                                f"(skipped: {', '.join(skipped)}); run `make demo` or `omni train <stage>`")
+    notes = [f"skipped {stage}: no checkpoint ({why}); run `omni train {stage}` or `make demo`"
+             for stage, why in skipped.items()]
+    if args.json:                                   # stdout stays pure JSON; the skips go to stderr
+        print(metrics_to_json(results))
+        for note in notes:
+            print(f"[eval] {note}", file=sys.stderr)
+    else:
+        print(f"# omni eval all ({args.checkpoints}, {args.data}, split {args.split})\n")
+        print(format_table(results))
+        if notes:
+            print("\n" + "\n".join(notes))
+    return 0

@@ -1,0 +1,137 @@
+"""Chat: a question, with optional images and audio clips, → an answer streamed as it is generated.
+
+    question "what is in the picture?" + image + clip
+      ──no markers in the question: prepend them in the seed's order──▶ "<image>\n<audio>\nwhat is in the picture?"
+      ──the SFT chat template (omni.data.dialogue)──▶ "user: <image> <audio> what is in the picture? assistant:"
+      ──OmniModel.fuse_parts──▶ embeds (1, T, 256)        [text 3 + image 1 + audio 25 + text 9]
+      ──generate_multimodal (prefill, then one token per step, KV cache)──▶ ids, one at a time
+      ──TextStream──▶ the new text of each token, handed to ``on_text`` as soon as it exists
+
+The omni model is asked in the template it was fine-tuned with (one user
+turn, :func:`omni.data.dialogue.build_parts`), so chat, training and the
+omni_sft evaluation read the same prompt; markers are written as the
+synthetic world writes them (``<image>\n``).
+
+The text-only path (``omni chat --text-only``) runs the Thinker export alone:
+``BOS + tokens ──ThinkerLM──▶ ids``.
+
+Why :class:`TextStream` decodes the whole answer every step instead of one
+token at a time: SentencePiece marks a word's start with "▁" (decoded as a
+space only between words) and its byte-fallback pieces make one character out
+of several tokens, so a token's text depends on its neighbours. Decoding the
+answer so far and emitting only what was added gives exactly the final text,
+piece by piece; a trailing incomplete UTF-8 character is held back until its
+last byte arrives (or generation ends: :meth:`TextStream.flush`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from omni.models.omni_model import AUDIO_MARKER, IMAGE_MARKER, OmniModel
+from omni.models.thinker import ThinkerLM
+from omni.pipelines.generate import generate
+from omni.pipelines.multimodal import generate_multimodal
+from omni.pipelines.sampling import SamplingConfig
+from omni.tokenizer import EOS_ID, BPETokenizer
+
+REPLACEMENT_CHAR = "\ufffd"     # what decoding shows for an incomplete UTF-8 byte sequence
+
+
+class TextStream:
+    """Called with each new id tensor (B=1,) by :func:`generate`; calls ``emit`` with the new text."""
+
+    def __init__(self, tokenizer: BPETokenizer, emit: Callable[[str], None] | None = None):
+        self.tokenizer = tokenizer
+        self.emit = emit
+        self.ids: list[int] = []
+        self.text = ""                  # what has been emitted so far
+
+    def __call__(self, new_ids: torch.Tensor) -> None:
+        if new_ids.numel() != 1:
+            raise ValueError(f"TextStream follows one sequence: expected one new id, got shape {tuple(new_ids.shape)}")
+        self.ids.append(int(new_ids.reshape(-1)[0]))
+        full = self.tokenizer.decode(self.ids)
+        if full.endswith(REPLACEMENT_CHAR) or not full.startswith(self.text):
+            return                      # wait for the rest of a multi-byte character
+        self._emit(full)
+
+    def flush(self) -> None:
+        """At the end of generation: emit what was held back (an unfinished character shows as \ufffd)."""
+        self._emit(self.tokenizer.decode(self.ids))
+
+    def _emit(self, full: str) -> None:
+        if not full.startswith(self.text):
+            return                      # decoding changed text already shown; it cannot be taken back
+        new, self.text = full[len(self.text):], full
+        if new and self.emit is not None:
+            self.emit(new)
+
+
+@dataclass
+class ChatResult:
+    text: str               # the decoded answer (special ids dropped)
+    ids: list[int]          # generated ids, EOS included when the model stopped by itself
+    stop_reason: str        # "eos", "max_new_tokens" or "ctx_len"
+    prompt: str             # the prompt as fused, markers included
+    layout: str             # e.g. "image 1 + audio 25 + text 9"
+
+
+def with_markers(question: str, n_images: int, n_audios: int) -> str:
+    """Put one ``<image>`` line per image, then one ``<audio>`` line per clip, before a question that has
+    no markers (the seed's order: image, audio, text). A question with markers is left as written."""
+    if IMAGE_MARKER in question or AUDIO_MARKER in question:
+        return question
+    return f"{IMAGE_MARKER}\n" * n_images + f"{AUDIO_MARKER}\n" * n_audios + question
+
+
+def _generator(model: torch.nn.Module, seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    device = next(model.parameters()).device
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
+         images: Sequence[torch.Tensor] = (), mels: Sequence[torch.Tensor] = (),
+         sampling: SamplingConfig | None = None, seed: int | None = 0,
+         on_text: Callable[[str], None] | None = None) -> ChatResult:
+    """Answer ``question`` about ``images`` (each (3, 224, 224)) and ``mels`` (each (F, 128) or (1, F, 128)).
+
+    An OmniModel fuses the prompt with its placeholders; a bare ThinkerLM takes text only.
+    ``on_text`` receives each new piece of the answer while it is generated.
+    """
+    if not question.strip():
+        raise ValueError("the question is empty")
+    stream = TextStream(tokenizer, on_text)
+    generator = _generator(model, seed)
+    if isinstance(model, OmniModel):
+        from omni.data.dialogue import build_parts      # the SFT template (omni_sft stage)
+        from omni.data.manifest import Message
+
+        prompt = with_markers(question, len(images), len(mels))
+        device = model.thinker.tok_emb.weight.device
+        mels = [m[0] if m.dim() == 3 else m for m in mels]                       # each (F, 128)
+        parts, _, _ = build_parts([Message("user", prompt)], tokenizer, images=list(images), mels=mels,
+                                  what="question")
+        fusion = model.fuse_parts([(kind, x[None].to(device)) for kind, x in parts])   # (1, T, C)
+        result = generate_multimodal(model, fusion, sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
+        layout = fusion.counts()
+    elif isinstance(model, ThinkerLM):
+        if images or mels:
+            raise ValueError(f"the text-only Thinker cannot take {len(images)} image(s) and {len(mels)} audio clip(s); "
+                             f"use the omni_sft checkpoint (OmniModel)")
+        prompt = question
+        ids = torch.tensor([tokenizer.encode(question)], device=model.tok_emb.weight.device)   # (1, T) with BOS
+        result = generate(model, ids=ids, sampling=sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
+        layout = f"text {ids.shape[1]}"
+    else:
+        raise TypeError(f"chat needs an OmniModel or a ThinkerLM, got {type(model).__name__}")
+    stream.flush()
+    ids = result.tokens[0].tolist()
+    if result.stop_reason == "eos":
+        ids = ids[:ids.index(EOS_ID) + 1]
+    return ChatResult(tokenizer.decode(ids), ids, result.stop_reason, prompt, layout)

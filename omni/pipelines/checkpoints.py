@@ -1,0 +1,165 @@
+"""A trained stage, loaded for inference: strictly from its exported folder, never untrained.
+
+    checkpoints/<stage>/export/            (``omni train <stage>`` or ``make demo`` writes it)
+        config.json          the model config's fields: ``Config(**json)``, unknown keys raise
+        model.safetensors    the weights: loaded with ``strict=True``, every key and shape checked
+        tokenizer.model      the shared BPE tokenizer (only stages that read text)
+
+    load_stage("thinker", "checkpoints/thinker/export") → LoadedStage(model, tokenizer, folder)
+
+:data:`STAGE_MODELS` says which class each stage exports. The classes are
+imported when a stage is loaded, so a model module that is not in the checkout
+names itself instead of breaking ``omni --help``. What is refused, each with a
+message naming the folder and the fix:
+
+* a missing folder, or one missing any of its files (all missing ones are listed);
+* a config.json that does not fit its config class (unknown or impossible fields);
+* weights that do not match the model the config builds (missing, unexpected or
+  mis-shaped keys, from :func:`omni.training.load_exported`);
+* a tokenizer with more pieces than the model's embedding table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from omni.tokenizer import BPETokenizer
+from omni.training.checkpoint import CheckpointError, load_exported
+from omni.training.stage import export_dir
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.model"
+
+
+@dataclass(frozen=True)
+class StageModel:
+    model: str                  # "module:Class" of the exported nn.Module, built as Class(config)
+    config: str                 # "module:Class" of its config dataclass (config.json holds its fields)
+    tokenizer: bool             # the export holds tokenizer.model (the stage reads text)
+    vocab_field: str | None     # dotted config field the tokenizer's pieces must fit, e.g. "thinker.vocab_size"
+
+
+STAGE_MODELS: dict[str, StageModel] = {
+    "thinker": StageModel("omni.models.thinker:ThinkerLM", "omni.models.thinker:ThinkerConfig", True, "vocab_size"),
+    "audio": StageModel("omni.models.asr:ASRModel", "omni.models.asr:ASRConfig", False, None),
+    "vision": StageModel("omni.models.contrastive:ContrastiveModel", "omni.models.contrastive:ContrastiveConfig",
+                         True, "text.vocab_size"),
+    "codec": StageModel("omni.models.rvq:RVQ", "omni.models.rvq:CodecConfig", False, None),
+    "talker": StageModel("omni.models.talker:TalkerTiny", "omni.models.talker:TalkerConfig", True, "text_vocab_size"),
+    "omni_sft": StageModel("omni.models.omni_model:OmniModel", "omni.models.omni_model:OmniConfig", True,
+                           "thinker.vocab_size"),
+    "mufun": StageModel("omni.mufun.model:MuFunModel", "omni.mufun.config:MuFunConfig", True, "qwen3.vocab_size"),
+}
+
+
+class MissingCheckpointError(FileNotFoundError):
+    """A stage's export folder is absent or incomplete; ``missing`` lists the absent files."""
+
+    def __init__(self, message: str, folder: Path, missing: list[str]):
+        super().__init__(message)
+        self.folder = folder
+        self.missing = missing
+
+
+@dataclass
+class LoadedStage:
+    stage: str
+    folder: Path
+    model: nn.Module                    # in eval mode, on the requested device
+    tokenizer: BPETokenizer | None      # None for stages that read no text (audio, codec)
+
+    @property
+    def config(self):
+        return self.model.cfg
+
+
+def stage_model(stage: str) -> StageModel:
+    if stage not in STAGE_MODELS:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGE_MODELS)}")
+    return STAGE_MODELS[stage]
+
+
+def required_files(stage: str) -> list[str]:
+    """The files a stage's export folder must hold."""
+    return [CONFIG_FILE, WEIGHTS_FILE] + ([TOKENIZER_FILE] if stage_model(stage).tokenizer else [])
+
+
+def default_folder(stage: str) -> Path:
+    """``checkpoints/<stage>/export``, where ``make demo`` puts a stage's export."""
+    return export_dir(stage)
+
+
+def missing_files(stage: str, folder: str | Path) -> list[str]:
+    """Names of the required files not in ``folder`` (all of them when the folder does not exist)."""
+    folder = Path(folder)
+    return [name for name in required_files(stage) if not (folder / name).is_file()]
+
+
+def check_folder(stage: str, folder: str | Path, flag: str = "--ckpt") -> Path:
+    """Raise :class:`MissingCheckpointError` unless ``folder`` holds every file the stage exports.
+    ``flag`` is the command-line option that chooses the folder, named in the message."""
+    folder = Path(folder)
+    missing = missing_files(stage, folder)
+    if not missing:
+        return folder
+    fix = f"run `omni train {stage}` or `make demo` (or point {flag} at the {stage} stage's export/ folder)"
+    needs = ", ".join(required_files(stage))
+    if not folder.exists():
+        msg = f"no {stage} checkpoint: {folder} does not exist (an export folder holds {needs}); {fix}"
+    elif not folder.is_dir():
+        msg = f"{stage} checkpoint {folder} is a file; it must be an export folder holding {needs}; {fix}"
+    else:
+        msg = f"{stage} checkpoint {folder} is incomplete: missing {', '.join(missing)} (needs {needs}); {fix}"
+    raise MissingCheckpointError(msg, folder, missing)
+
+
+def import_class(spec: str, stage: str):
+    """``"module:Class"`` → the class; a module missing from the checkout is an error naming it."""
+    module_name, cls_name = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:
+            raise                         # the module exists but imports something missing: show that
+        path = module_name.replace(".", "/") + ".py"
+        raise RuntimeError(f"the {stage} stage's model class {cls_name} lives in {module_name} ({path}), "
+                           f"which is not in this checkout") from err
+    if not hasattr(module, cls_name):
+        raise RuntimeError(f"{module_name} has no {cls_name}, the class the {stage} stage exports")
+    return getattr(module, cls_name)
+
+
+def _field(cfg, dotted: str) -> int:
+    return int(reduce(getattr, dotted.split("."), cfg))
+
+
+def load_stage(stage: str, folder: str | Path | None = None, device: str | torch.device = "cpu",
+               flag: str = "--ckpt") -> LoadedStage:
+    """Load ``stage``'s export from ``folder`` (default ``checkpoints/<stage>/export``), strictly.
+    ``flag`` names the command-line option that chose the folder, for the error messages."""
+    spec = stage_model(stage)
+    folder = check_folder(stage, default_folder(stage) if folder is None else folder, flag)
+    model_cls, config_cls = import_class(spec.model, stage), import_class(spec.config, stage)
+    fix = f"re-export it with `omni train {stage}`: config.json and model.safetensors must come from one run"
+    try:
+        model = load_exported(folder, model_cls, config_cls)
+    except CheckpointError as err:
+        raise CheckpointError(f"{stage} checkpoint {folder}: {err}; {fix}") from err
+    except AssertionError as err:        # a config invariant (e.g. d_model % n_heads) broken by config.json
+        raise CheckpointError(f"{stage} checkpoint {folder}: {folder / CONFIG_FILE} describes an impossible "
+                              f"{config_cls.__name__}: {err}") from err
+    tokenizer = None
+    if spec.tokenizer:
+        tokenizer = BPETokenizer(folder / TOKENIZER_FILE)
+        if spec.vocab_field is not None and tokenizer.vocab_size > _field(model.cfg, spec.vocab_field):
+            raise CheckpointError(f"{stage} checkpoint {folder}: {TOKENIZER_FILE} has {tokenizer.vocab_size} pieces "
+                                  f"but the model's {spec.vocab_field} is {_field(model.cfg, spec.vocab_field)}; "
+                                  f"{fix}")
+    return LoadedStage(stage, folder, model.to(device).eval(), tokenizer)
