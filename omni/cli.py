@@ -99,6 +99,14 @@ def _cmd_train(args) -> int:
     return module.main(args.args)
 
 
+def _cmd_docs_build(args) -> int:
+    from omni.docs_build import build
+
+    for path in build(args.out, None if args.no_guide else args.step_through):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omni", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     tn.add_argument("stage", choices=sorted(TRAIN_STAGES))
     tn.add_argument("args", nargs=argparse.REMAINDER, help="e.g. --config train/configs/thinker/smoke.json")
     tn.set_defaults(func=_cmd_train)
+
+    dc = sub.add_parser("docs", help="generate the documentation from the code")
+    dcs = dc.add_subparsers(dest="action", required=True)
+    db = dcs.add_parser("build", help="write docs/pipelines/*.md and docs/step-through.md from the traces")
+    db.add_argument("--out", default="docs/pipelines", help="folder of the pipeline pages (they link to the "
+                    "code as ../../omni/..., so keep them two folders below the repository root)")
+    db.add_argument("--step-through", default="docs/step-through.md", help="path of the step-through guide")
+    db.add_argument("--no-guide", action="store_true", help="write only the pipeline pages")
+    db.set_defaults(func=_cmd_docs_build)
     return p
 
 
