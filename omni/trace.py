@@ -82,7 +82,7 @@ class Tracer:
             return
         shape = tuple(int(s) for s in shape)
         numel = math.prod(shape)
-        where = caller_location(2) if where is None else where
+        where = caller_location(1) if where is None else where
         self.records.append(
             TraceRecord(self._stage, len(self.records) + 1, name, desc, shape, numel, numel * BF16_BYTES, where)
         )
