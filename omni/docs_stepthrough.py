@@ -133,8 +133,9 @@ def render_step_through(traces: dict[str, trace.Tracer]) -> str:
             "`tensor(..., device='meta', size=(...))`, and anything that needs values (`x.sum().item()`) "
             "raises. The trace records layer 0 only, for the first 30 s chunk, but the code runs every layer: "
             "a line breakpoint in `omni/nn/attention.py` stops in all 32 Whisper layers (for chunk 1, then "
-            "again for the other chunks together) and all 36 Qwen3 layers, so stop by name (way 2, e.g. `name == \"qwen3.layer35.attn.q\"`: the muted "
-            "layers call `trace.record` too). The `as-documented` preset (`--preset as-documented`) stops at the same "
-            "lines with the seeds' numbers. Page: [MuFun, full size](pipelines/mufun.md).", "",
+            "again for the other chunks together) and all 36 Qwen3 layers, so stop by name (way 2, e.g. "
+            "`name == \"qwen3.layer35.attn.q\"`: the muted layers call `trace.record` too). The `as-documented` "
+            "preset (`--preset as-documented`) stops at the same lines with the seeds' numbers. "
+            "Page: [MuFun, full size](pipelines/mufun.md).", "",
             *breakpoint_table(traces[FULL]), ""]
     return "\n".join(out)
