@@ -173,6 +173,14 @@ def _add_eval(sub) -> None:
     e.set_defaults(func=_lazy("omni.commands.eval:cmd_eval"))
 
 
+def _cmd_docs_build(args) -> int:
+    from omni.docs_build import build
+
+    for path in build(args.out, None if args.no_guide else args.step_through):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omni", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -215,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_inference(sub)
     _add_eval(sub)
+    dc = sub.add_parser("docs", help="generate the documentation from the code")
+    dcs = dc.add_subparsers(dest="action", required=True)
+    db = dcs.add_parser("build", help="write docs/pipelines/*.md and docs/step-through.md from the traces")
+    db.add_argument("--out", default="docs/pipelines", help="folder of the pipeline pages (they link to the "
+                    "code as ../../omni/..., so keep them two folders below the repository root)")
+    db.add_argument("--step-through", default="docs/step-through.md", help="path of the step-through guide")
+    db.add_argument("--no-guide", action="store_true", help="write only the pipeline pages")
+    db.set_defaults(func=_cmd_docs_build)
     return p
 
 

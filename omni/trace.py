@@ -20,12 +20,17 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Sequence
 
 import torch
 
 BF16_BYTES = 2
+# Records say where they were made relative to this folder (the repository root, or
+# site-packages for an installed copy): "omni/models/thinker.py:123".
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -37,6 +42,7 @@ class TraceRecord:
     shape: tuple[int, ...]
     numel: int
     bf16_bytes: int     # memory the tensor would take in bf16
+    where: str = ""     # the code line that recorded it, "omni/nn/attention.py:88" (relative to ROOT)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -70,13 +76,15 @@ class Tracer:
         finally:
             self._stage = prev
 
-    def add(self, name: str, shape: Sequence[int], desc: str = "") -> None:
+    def add(self, name: str, shape: Sequence[int], desc: str = "", where: str | None = None) -> None:
+        """Append a record; ``where`` defaults to the line that called ``add``."""
         if self._muted:
             return
         shape = tuple(int(s) for s in shape)
         numel = math.prod(shape)
+        where = caller_location(1) if where is None else where
         self.records.append(
-            TraceRecord(self._stage, len(self.records) + 1, name, desc, shape, numel, numel * BF16_BYTES)
+            TraceRecord(self._stage, len(self.records) + 1, name, desc, shape, numel, numel * BF16_BYTES, where)
         )
 
     # -- queries used by tests and the CLI ---------------------------------
@@ -97,11 +105,11 @@ class Tracer:
 
     def table(self) -> str:
         """Markdown table in the seed's column order."""
-        rows = ["| stage | step | name | description | shape | numbers | bf16 memory |",
-                "|---|---:|---|---|---|---:|---:|"]
+        rows = ["| stage | step | name | description | shape | numbers | bf16 memory | code |",
+                "|---|---:|---|---|---|---:|---:|---|"]
         for r in self.records:
-            shape = "(" + ", ".join(f"{s:,}" for s in r.shape) + ("," if len(r.shape) == 1 else "") + ")"
-            rows.append(f"| {r.stage} | {r.step} | {r.name} | {r.desc} | {shape} | {r.numel:,} | {format_bytes(r.bf16_bytes)} |")
+            rows.append(f"| {r.stage} | {r.step} | {r.name} | {r.desc} | {format_shape(r.shape)} | {r.numel:,} "
+                        f"| {format_bytes(r.bf16_bytes)} | {r.where} |")
         return "\n".join(rows)
 
 
@@ -112,11 +120,21 @@ def active() -> Tracer | None:
     return _ACTIVE
 
 
+def caller_location(depth: int = 1) -> str:
+    """``"path:line"`` of the frame ``depth`` levels above the caller (path relative to
+    :data:`ROOT` when inside it). Only called while tracing: the hot path never pays for it."""
+    frame = sys._getframe(depth + 1)
+    path = os.path.abspath(frame.f_code.co_filename)
+    if path.startswith(ROOT + os.sep):
+        path = os.path.relpath(path, ROOT).replace(os.sep, "/")
+    return f"{path}:{frame.f_lineno}"
+
+
 def record(name: str, x: torch.Tensor | Sequence[int], desc: str = ""):
     """Record ``x`` (a tensor, or a shape for tensors never materialised such as
     SDPA's attention scores) under ``name`` when a tracer is active; return ``x``."""
     if _ACTIVE is not None:
-        _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc)
+        _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc, caller_location(1))
     return x
 
 
@@ -140,7 +158,7 @@ def record_always(name: str, x, desc: str = ""):
     if _ACTIVE is not None:
         muted_level, _ACTIVE._muted = _ACTIVE._muted, 0
         try:
-            _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc)
+            _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc, caller_location(1))
         finally:
             _ACTIVE._muted = muted_level
     return x
@@ -154,6 +172,11 @@ def stage(name: str) -> Iterator[None]:
     else:
         with _ACTIVE.stage(name):
             yield
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """``(1, 6, 5,000)``; a 1-D shape keeps Python's trailing comma: ``(5,000,)``."""
+    return "(" + ", ".join(f"{s:,}" for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def format_bytes(n: float) -> str:
