@@ -87,18 +87,9 @@ def _cmd_data_check(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    import importlib.util
-    from pathlib import Path
+    from omni.commands.train import run_stage_script
 
-    script = Path(__file__).resolve().parents[1] / TRAIN_STAGES[args.stage]
-    if not script.is_file():
-        raise FileNotFoundError(f"`omni train {args.stage}` runs {script}, which is missing: "
-                                f"training scripts live in the repository checkout (install with pip -e)")
-    spec = importlib.util.spec_from_file_location(f"train_{args.stage}", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module            # dataclasses in the script look their module up here
-    spec.loader.exec_module(module)
-    return module.main(args.args)
+    return run_stage_script(TRAIN_STAGES[args.stage], args.stage, args.args)
 
 
 def _lazy(spec: str):
@@ -223,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_inference(sub)
     _add_eval(sub)
+    dm = sub.add_parser("demo", help="the main job: world → train every stage → evaluate → every pipeline → "
+                                     "runs/demo/report.md (options: omni demo --help)", add_help=False)
+    dm.add_argument("args", nargs=argparse.REMAINDER, help="--smoke, --out DIR, --ckpt DIR, --world DIR, --device")
+    dm.set_defaults(func=_lazy("omni.demo:main_from_cli"))
+
     dc = sub.add_parser("docs", help="generate the documentation from the code")
     dcs = dc.add_subparsers(dest="action", required=True)
     db = dcs.add_parser("build", help="write docs/pipelines/*.md and docs/step-through.md from the traces")

@@ -1,0 +1,334 @@
+"""``omni demo`` (``make demo``): the main job, end to end, on one machine.
+
+    1. world      build the synthetic world (small; tiny with --smoke)
+    2. train      every stage with its short preset, or reuse checkpoints already there
+    3. evaluate   every stage on the held-out split: one table
+    4. pipelines  text chat, image QA, ASR, audio QA, a multimodal question, TTS to a wav
+                  file, and the full-size MuFun dry run, each with its shape trace
+    5. report     runs/demo/report.md with the pictures, sounds, traces and the table
+
+Stages train in this process, in dependency order (the codec before the Talker;
+the Thinker and the encoders before the omni fine-tuning), through the same
+scripts ``omni train <stage>`` runs. ``--smoke`` is the seconds-long variant the
+tests run: a tiny world, the smoke presets, checkpoints under the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from omni import trace
+from omni.evaluation import Metric, format_table
+
+STAGE_ORDER = ("thinker", "audio", "vision", "codec", "talker", "omni_sft")
+TEXT_STAGES = ("vision", "talker", "omni_sft")   # take the Thinker's tokenizer
+
+
+@dataclass
+class DemoPlan:
+    out: Path                    # runs/demo
+    world: Path                  # the synthetic world folder
+    world_size: str              # small | tiny
+    ckpt_root: Path              # checkpoints/ (or <out>/checkpoints with --smoke)
+    preset: str                  # demo | smoke
+    device: str = "cpu"
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def export(self, stage: str) -> Path:
+        return self.ckpt_root / stage / "export"
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# 1. the world
+# ---------------------------------------------------------------------------
+def build_world(plan: DemoPlan) -> None:
+    from omni.data.synth import build
+
+    if (plan.world / "card.json").is_file():
+        card = json.loads((plan.world / "card.json").read_text())
+        if card.get("size") == plan.world_size:
+            say(f"[world] reusing {plan.world} ({plan.world_size})")
+            return
+        raise RuntimeError(f"{plan.world} holds a {card.get('size')!r} world, the demo wants {plan.world_size!r}: "
+                           f"remove it or pass --world DIR")
+    say(f"[world] building the {plan.world_size} synthetic world in {plan.world}")
+    build(plan.world, size=plan.world_size, seed=0)
+
+
+# ---------------------------------------------------------------------------
+# 2. training
+# ---------------------------------------------------------------------------
+def stage_argv(stage: str, plan: DemoPlan) -> list[str]:
+    argv = ["--config", f"train/configs/{stage}/{plan.preset}.json", "--data", str(plan.world),
+            "--out", str(plan.ckpt_root / stage), "--device", plan.device]
+    if stage in TEXT_STAGES:
+        argv += ["--tokenizer", str(plan.export("thinker") / "tokenizer.model")]
+    if stage == "talker":
+        argv += ["--codec", str(plan.export("codec"))]
+    if stage == "omni_sft":
+        argv += ["--thinker", str(plan.export("thinker")), "--audio", str(plan.export("audio")),
+                 "--vision", str(plan.export("vision"))]
+    return argv
+
+
+def train_all(plan: DemoPlan) -> None:
+    from omni.cli import TRAIN_STAGES
+    from omni.commands.train import run_stage_script
+
+    for stage in STAGE_ORDER:
+        if (plan.export(stage) / "model.safetensors").is_file():
+            say(f"[train] {stage}: reusing {plan.export(stage)}")
+            plan.notes.append(f"{stage}: reused the checkpoint in {plan.export(stage)}")
+            continue
+        argv = stage_argv(stage, plan)
+        say(f"[train] {stage}: omni train {stage} {' '.join(argv)}")
+        t0 = time.perf_counter()
+        code = run_stage_script(TRAIN_STAGES[stage], stage, argv)
+        if code != 0:
+            raise RuntimeError(f"training stage {stage} exited with status {code}")
+        plan.timings[f"train {stage}"] = time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------
+# 3. evaluation
+# ---------------------------------------------------------------------------
+def evaluate_all(plan: DemoPlan) -> dict[str, list[Metric]]:
+    from omni.commands.eval import evaluate_stage
+
+    results = {}
+    for stage in STAGE_ORDER:
+        t0 = time.perf_counter()
+        say(f"[eval] {stage}")
+        results[stage] = evaluate_stage(stage, plan.export(stage), plan.world, "test", plan.device)
+        plan.timings[f"eval {stage}"] = time.perf_counter() - t0
+    return results
+
+
+# ---------------------------------------------------------------------------
+# 4. pipelines
+# ---------------------------------------------------------------------------
+@dataclass
+class Section:
+    title: str
+    body: list[str]              # Markdown lines
+    trace_file: str | None = None
+
+
+def _first(world: Path, manifest: str, want=lambda row: True) -> dict:
+    """The first row of ``world/manifest`` that ``want`` accepts (paths made absolute)."""
+    path = world / manifest
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if want(row):
+                return row
+    raise RuntimeError(f"{path}: no row suitable for the demo")
+
+
+def _save_trace(plan: DemoPlan, name: str, tr: trace.Tracer) -> str:
+    rel = f"traces/{name}.md"
+    path = plan.out / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# Shape trace: {name}\n\n{tr.table()}\n", encoding="utf-8")
+    return rel
+
+
+def run_pipelines(plan: DemoPlan) -> list[Section]:
+    from omni.audio.io import load_audio, save_audio
+    from omni.audio.speech_mel import SpeechMelConfig, speech_mel
+    from omni.audio.tiny_mel import log_mel
+    from omni.images import load_image
+    from omni.mufun.dry_run import trace_mufun
+    from omni.pipelines.chat import chat
+    from omni.pipelines.checkpoints import load_stage
+    from omni.pipelines.sampling import SamplingConfig
+    from omni.pipelines.tts import speak
+    from omni.viz import image_png, mel_png
+
+    out, world = plan.out, plan.world
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=24)
+    thinker = load_stage("thinker", plan.export("thinker"), plan.device)
+    omni_sft = load_stage("omni_sft", plan.export("omni_sft"), plan.device)
+    asr = load_stage("audio", plan.export("audio"), plan.device)
+    talker = load_stage("talker", plan.export("talker"), plan.device)
+    codec = load_stage("codec", plan.export("codec"), plan.device)
+    image_size = omni_sft.model.cfg.vision.image_size
+    sections = []
+
+    # -- text chat -----------------------------------------------------------
+    sentence = (world / "corpus_test.txt").read_text(encoding="utf-8").splitlines()[0]
+    prompt = " ".join(sentence.split()[:3])
+    with trace.Tracer() as tr:
+        res = chat(thinker.model, thinker.tokenizer, prompt, sampling=greedy)
+    sections.append(Section("Text chat (Thinker, seed Part 1)", [
+        f"- prompt: `{prompt}` ({res.layout} tokens)", f"- continuation (greedy): `{res.text}`",
+        f"- a held-out sentence that starts this way: `{sentence}`"], _save_trace(plan, "text", tr)))
+
+    # -- image question answering --------------------------------------------
+    row = _first(world, "image_qa_test.jsonl")
+    image_path = world / row["image"]
+    pixels = load_image(image_path, size=image_size)
+    image_png(load_image(image_path), out / "image.png")
+    with trace.Tracer() as tr:
+        res = chat(omni_sft.model, omni_sft.tokenizer, row["question"], images=[pixels], sampling=greedy)
+    sections.append(Section("Image question answering (Part 2)", [
+        "![input image](image.png)", "", f"- question: `{row['question']}`",
+        f"- model: `{res.text}` · expected: `{row['answer']}` · layout: {res.layout}"],
+        _save_trace(plan, "image_qa", tr)))
+
+    # -- speech recognition ----------------------------------------------------
+    row = _first(world, "asr_test.jsonl")
+    wave = load_audio(world / row["audio"])
+    save_audio(out / "heard.wav", wave)
+    mel = log_mel(wave)                                                     # (1, F, 128)
+    mel_png(mel[0], out / "heard_mel.png", title="heard: tiny log-mel, 100 frames/s")
+    with trace.Tracer() as tr, torch.no_grad():
+        text = asr.model.transcribe(mel.to(plan.device), torch.tensor([mel.shape[1]], device=plan.device))[0]
+    sections.append(Section("Speech recognition (Part 3, CTC)", [
+        "[heard.wav](heard.wav)", "", "![heard mel](heard_mel.png)", "",
+        f"- transcript: `{text}`", f"- reference: `{row['text']}`"], _save_trace(plan, "asr", tr)))
+
+    # -- audio question answering ---------------------------------------------
+    row = _first(world, "audio_qa_test.jsonl")
+    clip = load_audio(world / row["audio"])
+    save_audio(out / "sound.wav", clip)
+    clip_mel = log_mel(clip)[0]
+    mel_png(clip_mel, out / "sound_mel.png", title="sound clip: tiny log-mel")
+    with trace.Tracer() as tr:
+        res = chat(omni_sft.model, omni_sft.tokenizer, row["question"], mels=[clip_mel], sampling=greedy)
+    sections.append(Section("Audio question answering (Part 3)", [
+        "[sound.wav](sound.wav)", "", "![sound mel](sound_mel.png)", "", f"- question: `{row['question']}`",
+        f"- model: `{res.text}` · expected: `{row['answer']}` · layout: {res.layout}"],
+        _save_trace(plan, "audio_qa", tr)))
+
+    # -- multimodal -------------------------------------------------------------
+    question = "what do you see and hear?"
+    with trace.Tracer() as tr:
+        res = chat(omni_sft.model, omni_sft.tokenizer, question, images=[pixels], mels=[clip_mel],
+                   sampling=greedy)
+    sections.append(Section("Image + audio + text (Part 4)", [
+        f"- question: `{question}` about image.png and sound.wav", f"- model: `{res.text}` · layout: {res.layout}"],
+        _save_trace(plan, "multimodal", tr)))
+
+    # -- text to speech ---------------------------------------------------------
+    row = _first(world, "tts_test.jsonl") if (world / "tts_test.jsonl").stat().st_size else \
+        _first(world, "tts_train.jsonl")
+    with trace.Tracer() as tr:
+        result = speak(row["text"], talker.tokenizer, talker.model, codec.model, out / "spoken.wav")
+    mel_cfg = SpeechMelConfig()
+    spoken = load_audio(out / "spoken.wav")
+    mel_png(speech_mel(spoken, mel_cfg), out / "spoken_mel.png", title="spoken: speech mel, 12.5 frames/s")
+    heard_back = log_mel(spoken)
+    with torch.no_grad():
+        round_trip = asr.model.transcribe(heard_back.to(plan.device),
+                                          torch.tensor([heard_back.shape[1]], device=plan.device))[0]
+    sections.append(Section("Text to speech (Parts 5–6)", [
+        "[spoken.wav](spoken.wav)", "", "![spoken mel](spoken_mel.png)", "",
+        f"- text: `{row['text']}`", f"- {result.codes.shape[1] - 1} frames "
+        f"({spoken.numel() / mel_cfg.sample_rate:.2f} s), stopped by {result.stop_reason}",
+        f"- heard back by the ASR model: `{round_trip}`"], _save_trace(plan, "tts", tr)))
+
+    # -- MuFun dry run ----------------------------------------------------------
+    tr = trace_mufun(seconds=180)
+    rel = _save_trace(plan, "mufun", tr)
+    if hasattr(tr, "weights_table"):
+        (out / rel).write_text((out / rel).read_text() + "\n" + tr.weights_table() + "\n")
+    shapes = {r.name: r.shape for r in tr.records}
+    sections.append(Section("MuFun, full size, on the meta device (seeds 000–003)", [
+        "A 3-minute song through Whisper-large-v3, the BLP_4i_2x connector and Qwen3-8B, traced without "
+        "allocating the weights:", "",
+        *(f"- `{name}`: {tuple(shapes[name])}" for name in ("features.all_chunks", "connector.linear2",
+                                                         "fusion.sequence", "llm.logits") if name in shapes)],
+        rel))
+    return sections
+
+
+# ---------------------------------------------------------------------------
+# 5. report
+# ---------------------------------------------------------------------------
+def write_report(plan: DemoPlan, metrics: dict[str, list[Metric]], sections: list[Section]) -> Path:
+    lines = ["# omni demo report", "",
+             f"World: `{plan.world}` ({plan.world_size}); presets: `{plan.preset}`; checkpoints: "
+             f"`{plan.ckpt_root}`; device: {plan.device}.", ""]
+    lines += ["## Evaluation (held-out test split)", "", format_table(metrics), ""]
+    lines += ["## Loss curves", ""]
+    for stage in STAGE_ORDER:
+        png = plan.ckpt_root / stage / "loss.png"
+        if png.is_file():
+            shutil.copyfile(png, plan.out / f"loss_{stage}.png")
+            lines += [f"### {stage}", "", f"![{stage} loss](loss_{stage}.png)", ""]
+        else:
+            lines += [f"### {stage}", "", f"no loss curve: {stage} was reused from {plan.export(stage)}", ""]
+    for s in sections:
+        lines += [f"## {s.title}", "", *s.body, ""]
+        if s.trace_file:
+            lines += [f"Shape trace: [{s.trace_file}]({s.trace_file})", ""]
+    lines += ["## Timings", "", "| step | seconds |", "|---|---:|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in plan.timings.items()]
+    if plan.notes:
+        lines += ["", "## Notes", "", *(f"- {n}" for n in plan.notes)]
+    path = plan.out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="omni demo", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/demo", help="output folder (report.md, wavs, PNGs, traces)")
+    p.add_argument("--smoke", action="store_true", help="seconds-long variant: tiny world, smoke presets")
+    p.add_argument("--ckpt", default=None, help="checkpoint root holding <stage>/export folders to reuse and "
+                                                "to train into (default checkpoints/; <out>/checkpoints with --smoke)")
+    p.add_argument("--world", default=None, help="world folder (default data/small; <out>/world with --smoke)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | mps")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    plan = DemoPlan(out=out,
+                    world=Path(args.world or (out / "world" if args.smoke else "data/small")),
+                    world_size="tiny" if args.smoke else "small",
+                    ckpt_root=Path(args.ckpt or (out / "checkpoints" if args.smoke else "checkpoints")),
+                    preset="smoke" if args.smoke else "demo", device=args.device)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    steps = [("world", lambda: build_world(plan)), ("train", lambda: train_all(plan))]
+    for name, step in steps:
+        t0 = time.perf_counter()
+        step()
+        plan.timings.setdefault(name, time.perf_counter() - t0)
+    metrics = evaluate_all(plan)
+    t0 = time.perf_counter()
+    sections = run_pipelines(plan)
+    plan.timings["pipelines"] = time.perf_counter() - t0
+    plan.timings["total"] = time.perf_counter() - t_start
+    report = write_report(plan, metrics, sections)
+    say("\n" + format_table(metrics))
+    say(f"\n[demo] done in {plan.timings['total']:.0f} s")
+    say(f"[demo] report:      {report}")
+    say(f"[demo] checkpoints: {plan.ckpt_root}/<stage>/export")
+    say(f"[demo] sounds:      {out / 'heard.wav'}, {out / 'sound.wav'}, {out / 'spoken.wav'}")
+    say(f"[demo] traces:      {out / 'traces'}/")
+    return 0
+
+
+def main_from_cli(args) -> int:
+    return main(args.args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
