@@ -214,10 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_inference(sub)
     _add_eval(sub)
+    from omni.demo_args import add_demo_arguments
+
     dm = sub.add_parser("demo", help="the main job: world → train every stage → evaluate → every pipeline → "
-                                     "runs/demo/report.md (options: omni demo --help)", add_help=False)
-    dm.add_argument("args", nargs=argparse.REMAINDER, help="--smoke, --out DIR, --ckpt DIR, --world DIR, --device")
-    dm.set_defaults(func=_lazy("omni.demo:main_from_cli"))
+                                     "runs/demo/report.md")
+    add_demo_arguments(dm)
+    dm.set_defaults(func=_lazy("omni.demo:run"))
 
     dc = sub.add_parser("docs", help="generate the documentation from the code")
     dcs = dc.add_subparsers(dest="action", required=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from omni import trace
+from omni.demo_args import add_demo_arguments
 from omni.evaluation import Metric, format_table
 
 STAGE_ORDER = ("thinker", "audio", "vision", "codec", "talker", "omni_sft")
@@ -285,19 +286,13 @@ def write_report(plan: DemoPlan, metrics: dict[str, list[Metric]], sections: lis
     return path
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="omni demo", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/demo", help="output folder (report.md, wavs, PNGs, traces)")
-    p.add_argument("--smoke", action="store_true", help="seconds-long variant: tiny world, smoke presets")
-    p.add_argument("--ckpt", default=None, help="checkpoint root holding <stage>/export folders to reuse and "
-                                                "to train into (default checkpoints/; <out>/checkpoints with --smoke)")
-    p.add_argument("--world", default=None, help="world folder (default data/small; <out>/world with --smoke)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | mps")
-    return p.parse_args(argv)
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    p = argparse.ArgumentParser(prog="omni demo", description=__doc__.splitlines()[0])
+    add_demo_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     plan = DemoPlan(out=out,
                     world=Path(args.world or (out / "world" if args.smoke else "data/small")),
@@ -324,10 +319,6 @@ def main(argv=None) -> int:
     say(f"[demo] sounds:      {out / 'heard.wav'}, {out / 'sound.wav'}, {out / 'spoken.wav'}")
     say(f"[demo] traces:      {out / 'traces'}/")
     return 0
-
-
-def main_from_cli(args) -> int:
-    return main(args.args)
 
 
 if __name__ == "__main__":
