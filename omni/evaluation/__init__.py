@@ -1,0 +1,1 @@
+"""Held-out evaluation of each training stage: ``omni.evaluation.<stage>.evaluate`` → a list of Metric."""
