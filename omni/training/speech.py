@@ -112,3 +112,29 @@ def pad_talker_batch(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torc
         codes[i, :t] = it["codes"]
         lengths[i] = t
     return {"text": text, "text_pad": text_pad, "codes": codes, "lengths": lengths}
+
+
+# -- which codec a Talker was trained on ----------------------------------------
+
+CODEC_FINGERPRINT = "codec.sha256"      # written next to the Talker's export
+
+
+def codec_fingerprint(codec_dir: str | Path) -> str:
+    """SHA-256 of an exported codec's weights: a Talker's codes mean nothing under another codec."""
+    import hashlib
+
+    weights = Path(codec_dir) / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"no codec at {codec_dir}: {weights} not found (train it: omni train codec)")
+    return hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def check_codec(talker_dir: str | Path, codec_dir: str | Path) -> None:
+    """Raise ValueError unless ``codec_dir`` holds the codec the Talker in ``talker_dir`` was trained on."""
+    recorded = Path(talker_dir) / CODEC_FINGERPRINT
+    if not recorded.is_file():
+        raise FileNotFoundError(f"{recorded} not found: the Talker export does not say which codec it speaks")
+    want, got = recorded.read_text().split()[0], codec_fingerprint(codec_dir)
+    if want != got:
+        raise ValueError(f"the Talker in {talker_dir} was trained on codec {want[:12]}…, but {codec_dir} "
+                         f"holds {got[:12]}…: its codes would decode to the wrong sounds")
