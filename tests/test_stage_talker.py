@@ -14,7 +14,7 @@ from omni.tokenizer import BPETokenizer
 from omni.training import export_safetensors, load_exported, read_checkpoint, read_metrics
 from omni.training.checkpoint import load_model_state
 from omni.training.speech import check_codec, pad_talker_batch
-from speech_stages import ROOT, TALKER_SMOKE, codec_run, speech_world, train  # noqa: F401  (fixtures)
+from speech_stages import TALKER_SMOKE, codec_run, speech_world, train  # noqa: F401  (fixtures)
 
 HAS_ASR = importlib.util.find_spec("omni.models.asr") is not None
 
