@@ -70,6 +70,7 @@ def test_codec_evaluation_reports_reconstruction_and_usage(codec_run, speech_wor
     by = {m.name.split(" (")[0]: m for m in metrics}
     assert 0 < by["mel L1"].value < 3 and by["mel L1"].unit == "ln-mel"
     assert 2 < by["mel SNR"].value < 40 and by["mel SNR"].unit == "dB"
+    assert {"mel SNR, tts clips", "mel SNR, asr clips"} <= set(by)            # per task: the voices differ
     for k in (0, 1):
         assert 0 < by[f"codebook {k} usage"].value <= 100
         assert 1 <= by[f"codebook {k} perplexity"].value <= 128

@@ -13,6 +13,9 @@ goes through encode → decode; over all of them together:
   **perplexity**: exp(entropy) of how often each entry is chosen (1 = one
   entry does everything; codebook_size = all entries evenly).
 
+The SNR is also given per task: the TTS clips share one voice, while the ASR
+test clips are spoken only by a held-out voice the codec never heard.
+
 The issue sets no numeric goal for the codec, so ``goal`` is empty.
 """
 
@@ -28,6 +31,9 @@ from omni.evaluation.metric import Metric
 from omni.models.rvq import RVQ, CodecConfig, code_counts, perplexity, reconstruction_metrics
 from omni.training import load_exported
 from omni.training.speech import SPEECH_TASKS, clip_mels, split_records
+from omni.training.stage import world_file
+
+VOICES = {"tts": "the one TTS voice", "asr": "several voices; test: the held-out voice"}
 
 
 def split_frames(world: str | Path, split: str, tasks: Sequence[str] = SPEECH_TASKS,
@@ -64,11 +70,18 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
     if kw:
         raise TypeError(f"omni.evaluation.codec.evaluate got unknown options {sorted(kw)}")
     rvq = load_exported(ckpt, RVQ, CodecConfig).to(device).eval()
-    frames = split_frames(data, split, say=say)
+    world_file(data, "card.json")                  # a clear error if this is not a world folder
+    per_task = {task: split_frames(data, split, [task], say=say) for task in SPEECH_TASKS
+                if (Path(data) / f"{task}_{split}.jsonl").is_file()}
+    if not per_task:
+        raise ValueError(f"{data} has no {'/'.join(SPEECH_TASKS)} clips in its {split!r} split")
+    frames = torch.cat(list(per_task.values()))
     m = codec_metrics(rvq, frames)
     N = rvq.cfg.codebook_size
     out = [Metric(f"mel L1 ({frames.shape[0]:,} {split} frames)", m["mel_l1"], "ln-mel"),
            Metric("mel SNR", m["snr_db"], "dB")]
+    for task, f in per_task.items():               # the TTS voice is trained on; ASR test is a held-out voice
+        out.append(Metric(f"mel SNR, {task} clips ({VOICES[task]})", codec_metrics(rvq, f)["snr_db"], "dB"))
     for k in range(rvq.cfg.n_codebooks):
         out.append(Metric(f"codebook {k} usage", 100 * m[f"usage_{k}"], "%"))
         out.append(Metric(f"codebook {k} perplexity", m[f"perplexity_{k}"], f"of {N}"))
