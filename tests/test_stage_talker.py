@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from omni.evaluation.metric import Metric
-from omni.evaluation.talker import cer, edit_distance, evaluate, normalize_text
+from omni.evaluation.cer import cer
+from omni.evaluation.talker import evaluate
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny
 from omni.tokenizer import BPETokenizer
@@ -87,16 +88,13 @@ def test_talker_evaluation_without_asr(talker_run, codec_run, speech_world):
     assert by["mean reference length"].value > 5
 
 
-def test_text_normaliser_and_cer():
-    assert normalize_text("  The Cat\u2019s  HAT, please!? ") == "the cat's hat please"
-    assert normalize_text("what colour is the carrot?") == "what colour is the carrot"
-    assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "abc") == 3
-    assert cer(["the cat."], ["The cat"]) == 0.0
-    assert cer(["abc", "de"], ["abd", ""]) == pytest.approx(100 * 3 / 5)        # corpus-level: Σ edits / Σ chars
+def test_round_trip_cer_normalises_like_the_asr_stage():
+    """The round trip scores with the ASR stage's CER (omni.evaluation.cer): case and punctuation are
+    not errors, a wrong or missing character is; corpus-level Σ edits / Σ characters."""
+    assert cer(["what colour is the carrot?"], ["What colour is the  carrot"]) == 0.0
+    assert cer(["the cat's hat.", "ab"], ["the cats hat", "b"]) == pytest.approx(2 / 15)
     with pytest.raises(ValueError, match="one hypothesis per reference"):
         cer(["a"], [])
-    with pytest.raises(ValueError, match="no characters"):
-        cer(["?!"], ["x"])
 
 
 @pytest.mark.skipif(not HAS_ASR, reason="omni/models/asr.py (the audio stage's ASRModel, written by the "
@@ -107,7 +105,7 @@ def test_talker_round_trip_cer_plumbing(talker_run, codec_run, speech_world, tmp
     torch.manual_seed(0)
     asr_dir = export_safetensors(ASRModel(ASRConfig()), ASRConfig(), tmp_path / "asr")    # untrained: plumbing
     metrics = evaluate(talker_run / "export", speech_world, split="test", codec=codec_run / "export",
-                       asr=asr_dir, say=lambda s: None)
+                       asr=asr_dir, max_items=1, say=lambda s: None)
     rt = metrics[0]
     assert rt.name.startswith("TTS round-trip CER") and rt.unit == "%" and rt.goal == "≤ 30 %"
     assert rt.value >= 0 and rt.met == (rt.value <= 30)

@@ -1,1 +1,1 @@
-"""Held-out evaluation of each training stage: ``omni.evaluation.<stage>.evaluate`` → a list of Metric."""
+"""Held-out evaluation, one module per stage: ``omni.evaluation.<stage>.evaluate(ckpt, data, split) -> list[Metric]``."""

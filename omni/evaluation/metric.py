@@ -1,4 +1,4 @@
-"""One number an evaluation reports, with its unit and the issue's goal for it."""
+"""One evaluation figure: what ``omni eval <stage>`` prints as a table row."""
 
 from __future__ import annotations
 

@@ -19,15 +19,14 @@ the vocoder (the best a perfect Talker could do with this codec). Also:
 * **mean generated length vs. mean reference length** (frames of 80 ms), and
   the share of sentences the stop head ended (the rest ran to Part 5's cap).
 
-CER text normalisation (:func:`normalize_text`): lower case, ’ → ', every
-character other than a–z, 0–9 and ' becomes a space, runs of spaces collapse,
-ends trimmed; CER = Σ edit distance / Σ reference characters after it.
+CER is the ASR stage's (:mod:`omni.evaluation.cer`: lower case, punctuation
+→ space, apostrophes inside words kept, whitespace collapsed; Σ edit distance
+/ Σ reference characters), reported in %.
 ``asr=None`` skips everything that needs an ASR model (stated in the output).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -37,6 +36,7 @@ from omni.audio.griffin_lim import VocoderConfig, mel_to_audio
 from omni.audio.io import load_audio
 from omni.audio.speech_mel import SpeechMelConfig
 from omni.audio.tiny_mel import log_mel_batch
+from omni.evaluation.cer import cer
 from omni.evaluation.metric import Metric
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny, shift_codes, talker_loss
@@ -49,37 +49,6 @@ from omni.training.stage import export_dir
 DEFAULT_CODEC = export_dir("codec")
 DEFAULT_ASR = export_dir("audio")
 CER_GOAL = 30.0          # %, the issue's goal for the cpu presets
-
-
-# -- character error rate ------------------------------------------------------
-
-
-def normalize_text(text: str) -> str:
-    """Lower case, ’ → ', anything but a–z 0–9 ' → space, spaces collapsed: "The cat’s hat!" → "the cat's hat"."""
-    text = text.lower().replace("\u2019", "'")
-    return " ".join(re.sub(r"[^a-z0-9']+", " ", text).split())
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Corpus character error rate in %: Σ edits / Σ reference characters, both texts normalised."""
-    if len(refs) != len(hyps):
-        raise ValueError(f"cer needs one hypothesis per reference, got {len(refs)} and {len(hyps)}")
-    pairs = [(normalize_text(r), normalize_text(h)) for r, h in zip(refs, hyps)]
-    chars = sum(len(r) for r, _ in pairs)
-    if chars == 0:
-        raise ValueError("cer: the references hold no characters after normalisation")
-    return 100.0 * sum(edit_distance(r, h) for r, h in pairs) / chars
 
 
 # -- teacher forcing -----------------------------------------------------------
@@ -181,13 +150,13 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
     texts = [r.text for r in records]
     codec_waves = [mel_to_audio(rvq.decode(it["codes"][None].to(device))[0], mel_cfg, vocoder) for it in items]
     hyps = transcribe(model, waves, batch_size)
+    codec_hyps = transcribe(model, codec_waves, batch_size)
+    clip_hyps = transcribe(model, [load_audio(r.audio) for r in records], batch_size)
     for text, hyp in list(zip(texts, hyps))[:3]:
         say(f"[talker] {text!r} → {hyp!r}")
-    rt = cer(texts, hyps)
-    out.insert(0, Metric(f"TTS round-trip CER ({len(items)} {split} sentences)", rt, "%", f"≤ {CER_GOAL:g} %",
-                         rt <= CER_GOAL))
-    out.insert(1, Metric("CER, reference codes (codec + Griffin-Lim ceiling)",
-                         cer(texts, transcribe(model, codec_waves, batch_size)), "%"))
-    out.insert(2, Metric("CER, original clips (ASR on the TTS voice)",
-                         cer(texts, transcribe(model, [load_audio(r.audio) for r in records], batch_size)), "%"))
-    return out
+    rt = 100 * cer(texts, hyps)
+    return [Metric(f"TTS round-trip CER ({len(items)} {split} sentences)", rt, "%", f"≤ {CER_GOAL:g} %",
+                   rt <= CER_GOAL),
+            Metric("CER, reference codes (codec + Griffin-Lim ceiling)", 100 * cer(texts, codec_hyps), "%"),
+            Metric("CER, original clips (ASR on the TTS voice)", 100 * cer(texts, clip_hyps), "%"),
+            *out]
