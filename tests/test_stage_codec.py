@@ -12,6 +12,9 @@ from omni.models.rvq import RVQ, CodecConfig
 from omni.training import load_exported, read_checkpoint, read_metrics
 from omni.training.checkpoint import load_model_state
 from speech_stages import CODEC_SMOKE, codec_run, speech_world, train  # noqa: F401  (fixtures)
+from training_toy import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")       # 1 thread on a shared CPU
 
 
 def train_records(run):

@@ -16,6 +16,9 @@ from omni.training import export_safetensors, load_exported, read_checkpoint, re
 from omni.training.checkpoint import load_model_state
 from omni.training.speech import check_codec, pad_talker_batch
 from speech_stages import TALKER_SMOKE, codec_run, speech_world, train  # noqa: F401  (fixtures)
+from training_toy import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")       # Griffin-Lim and decoding: 1 thread on a shared CPU
 
 HAS_ASR = importlib.util.find_spec("omni.models.asr") is not None
 
