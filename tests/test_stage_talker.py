@@ -115,3 +115,4 @@ def test_talker_round_trip_cer_plumbing(talker_run, codec_run, speech_world, tmp
     names = [m.name for m in metrics]
     assert "CER, reference codes (codec + Griffin-Lim ceiling)" in names
     assert "CER, original clips (ASR on the TTS voice)" in names
+    assert "CER, Griffin-Lim of the true mel (vocoder ceiling)" in names

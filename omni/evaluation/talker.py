@@ -9,9 +9,10 @@ For each held-out TTS sentence of the split:
         ──ASRModel.transcribe──▶ hypothesis ──normalise, CER──▶ vs. the sentence
 
 **TTS round-trip CER** (goal ≤ 30 % for the cpu presets) is the character error
-rate of the ASR transcript of the Talker's speech. Two ceilings are reported
+rate of the ASR transcript of the Talker's speech. Three ceilings are reported
 next to it, from the same ASR model: the original clip (how well the ASR hears
-the TTS voice at all) and the clip's *reference* codes through the codec and
+the TTS voice at all), Griffin-Lim of the clip's true speech mel (what the
+vocoder alone costs), and the clip's *reference* codes through the codec and
 the vocoder (the best a perfect Talker could do with this codec). Also:
 
 * **teacher-forced code accuracy**: argmax of the base / residual logits
@@ -151,6 +152,7 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
     codec_waves = [mel_to_audio(rvq.decode(it["codes"][None].to(device))[0], mel_cfg, vocoder) for it in items]
     hyps = transcribe(model, waves, batch_size)
     codec_hyps = transcribe(model, codec_waves, batch_size)
+    vocoder_hyps = transcribe(model, [mel_to_audio(m.to(device), mel_cfg, vocoder) for m in mels], batch_size)
     clip_hyps = transcribe(model, [load_audio(r.audio) for r in records], batch_size)
     for text, hyp in list(zip(texts, hyps))[:3]:
         say(f"[talker] {text!r} → {hyp!r}")
@@ -158,5 +160,6 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
     return [Metric(f"TTS round-trip CER ({len(items)} {split} sentences)", rt, "%", f"≤ {CER_GOAL:g} %",
                    rt <= CER_GOAL),
             Metric("CER, reference codes (codec + Griffin-Lim ceiling)", 100 * cer(texts, codec_hyps), "%"),
+            Metric("CER, Griffin-Lim of the true mel (vocoder ceiling)", 100 * cer(texts, vocoder_hyps), "%"),
             Metric("CER, original clips (ASR on the TTS voice)", 100 * cer(texts, clip_hyps), "%"),
             *out]
