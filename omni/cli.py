@@ -28,6 +28,8 @@ TRACE_PIPELINES: dict[str, str] = {
 # stage → training script (relative to the repository root) whose main(argv) `omni train <stage>` runs.
 TRAIN_STAGES: dict[str, str] = {
     "thinker": "train/thinker.py",
+    "codec": "train/codec.py",
+    "talker": "train/talker.py",
 }
 
 

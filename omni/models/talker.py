@@ -207,7 +207,9 @@ def talker_loss(talker: TalkerTiny, text_ids: torch.Tensor, codes: torch.Tensor,
     at frame lengths − 1, and padded frames are ignored.
     """
     B, T, K = codes.shape
-    V = talker.cfg.codebook_size
+    # a training loop may hand in its DistributedDataParallel wrapper: call it, read the config inside it
+    cfg = (talker.module if isinstance(talker, nn.parallel.DistributedDataParallel) else talker).cfg
+    V = cfg.codebook_size
     lengths = torch.full((B,), T, device=codes.device) if lengths is None else lengths
     if tuple(lengths.shape) != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
         raise ValueError(f"lengths must be (B,) = ({B},) with values in [1, {T}], got {lengths.tolist()}")
@@ -227,7 +229,7 @@ def talker_loss(talker: TalkerTiny, text_ids: torch.Tensor, codes: torch.Tensor,
         ce_res = F.cross_entropy(res_flat, targets[..., 1].reshape(-1), ignore_index=-100)
         stop_target = (torch.arange(T, device=codes.device)[None, :] == (lengths[:, None] - 1)).float()
         bce = F.binary_cross_entropy_with_logits(out.stop[valid], stop_target[valid])
-        loss = ce_base + ce_res + talker.cfg.stop_weight * bce
+        loss = ce_base + ce_res + cfg.stop_weight * bce
         trace.record("talker.loss", loss, "CE(base) + CE(residual) + stop BCE")
         check_finite(loss, "Talker loss")
     metrics = {name: float(v.detach()) for name, v in

@@ -1,0 +1,50 @@
+"""Fixtures shared by tests/test_stage_codec.py and tests/test_stage_talker.py (imported by both).
+
+One small world and one codec smoke run per session: the Talker stage trains on
+that codec's codes, so the two test modules chain through these. Results are
+cached here, in the module, so importing the fixtures into two test modules
+still builds each only once.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from omni import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CODEC_SMOKE = ROOT / "train/configs/codec/smoke.json"
+TALKER_SMOKE = ROOT / "train/configs/talker/smoke.json"
+_CACHE: dict[str, Path] = {}
+
+
+def train(stage: str, *args: str) -> None:
+    """``omni train <stage> ...`` in this process, on one thread (a shared 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc = cli.main(["train", stage, *args, "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0, f"omni train {stage} {' '.join(args)} exited with {rc}"
+
+
+@pytest.fixture(scope="session")
+def speech_world(tmp_path_factory) -> Path:
+    if "world" not in _CACHE:
+        from omni.data.synth import build
+
+        world = tmp_path_factory.mktemp("speech_world")
+        build(world, size="small", seed=0, progress=False)
+        _CACHE["world"] = world
+    return _CACHE["world"]
+
+
+@pytest.fixture(scope="session")
+def codec_run(speech_world, tmp_path_factory) -> Path:
+    if "codec" not in _CACHE:
+        run = tmp_path_factory.mktemp("codec") / "run"
+        train("codec", "--config", str(CODEC_SMOKE), "--data", str(speech_world), "--out", str(run))
+        _CACHE["codec"] = run
+    return _CACHE["codec"]
