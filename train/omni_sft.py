@@ -141,6 +141,9 @@ def main(argv=None) -> int:
         ctx.say(f"[data] {report.summary()}")
         kept, lengths = fit_to_context(records, tok, model_cfg)
         ctx.say(f"[data] sft_{split}: {lengths.summary()}")
+        if not kept:
+            raise ValueError(f"{world_file(world, f'sft_{split}.jsonl')}: no dialogue fits ctx_len "
+                             f"{model_cfg.thinker.ctx_len}")
         splits[split] = kept
     train_set = DialogueDataset(splits["train"], tok, model_cfg.vision.image_size)
     val_set = DialogueDataset(splits["val"][:data_cfg.val_dialogues], tok, model_cfg.vision.image_size)
