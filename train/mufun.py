@@ -101,9 +101,10 @@ def build_model(args, cfg: MuFunConfig, say) -> MuFunModel:
         return model
     from omni.mufun.loading import load_connector, load_qwen3, load_whisper
 
-    whisper = load_whisper(args.whisper) if args.whisper else None
-    llm = load_qwen3(args.qwen, ctx_len=cfg.max_seq_len) if args.qwen else None
-    connector = load_connector(args.connector, cfg.connector) if args.connector else None
+    fp32 = torch.float32                 # master weights in fp32 (bf16 checkpoints are upcast); autocast does the rest
+    whisper = load_whisper(args.whisper, dtype=fp32) if args.whisper else None
+    llm = load_qwen3(args.qwen, dtype=fp32, ctx_len=cfg.max_seq_len) if args.qwen else None
+    connector = load_connector(args.connector, cfg.connector, dtype=fp32) if args.connector else None
     for name, part, flag in (("whisper", whisper, args.whisper), ("llm", llm, args.qwen),
                              ("connector", connector, args.connector)):
         if part is not None:
