@@ -153,3 +153,59 @@ def test_a_qwen_tokenizer_json_is_read_without_bos(tmp_path):
     tok = QwenTokenizer(tmp_path)
     assert tok.eos_id == 0 and tok.bos_id is None
     assert prompt_ids("is it loud?", tok) == [1, AUDIO_TOKEN_INDEX, 2, 3, 4, 5]
+
+
+def write_hf_folders(tmp: Path, cfg: MuFunConfig, seed: int = 4) -> tuple[Path, Path]:
+    """Tiny Whisper and Qwen3 folders in the Hugging Face layout (config.json + model.safetensors)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from omni.mufun.qwen3 import Qwen3LM
+    from omni.mufun.whisper import HF_RENAMES, WhisperEncoder
+
+    torch.manual_seed(seed)
+    w, q = cfg.whisper, cfg.qwen3
+    whisper = {}
+    for k, v in WhisperEncoder(w).state_dict().items():
+        for old, new in HF_RENAMES.items():
+            k = k.replace(f".{new}", f".{old}")
+        whisper["model.encoder." + k] = v.clone()
+    qwen = {"model." + k: v.clone() for k, v in Qwen3LM(q).state_dict().items() if k != "lm_head.weight"}  # tied
+    folders = []
+    for name, config, state in (
+            ("whisper", {"model_type": "whisper", "num_mel_bins": w.n_mels, "d_model": w.d_model,
+                         "encoder_layers": w.n_layers, "encoder_attention_heads": w.n_heads,
+                         "encoder_ffn_dim": w.ffn_dim, "max_source_positions": w.n_positions}, whisper),
+            ("qwen", {"model_type": "qwen3", "vocab_size": q.vocab_size, "hidden_size": q.hidden_size,
+                      "num_hidden_layers": q.n_layers, "num_attention_heads": q.n_heads,
+                      "num_key_value_heads": q.n_kv_heads, "head_dim": q.head_dim,
+                      "intermediate_size": q.intermediate_size, "rope_theta": q.rope_theta,
+                      "rms_norm_eps": q.rms_norm_eps, "max_position_embeddings": q.max_position_embeddings,
+                      "tie_word_embeddings": q.tie_word_embeddings}, qwen)):
+        (tmp / name).mkdir()
+        (tmp / name / "config.json").write_text(json.dumps(config))
+        save_file(state, str(tmp / name / "model.safetensors"))
+        folders.append(tmp / name)
+    return folders[0], folders[1]
+
+
+def test_real_checkpoint_folders_load_strictly(tmp_path):
+    cfg = smoke_preset()["model"]
+    wdir, qdir = write_hf_folders(tmp_path, cfg)
+    args = SCRIPT.parse_args(["--config", str(SMOKE), "--stage", "warmup", "--whisper", str(wdir), "--qwen", str(qdir)])
+    said = []
+    model = SCRIPT.build_model(args, cfg, said.append)
+    from safetensors.torch import load_file
+    qwen = load_file(str(qdir / "model.safetensors"))
+    assert torch.equal(model.llm.layers[1].mlp.up_proj.weight, qwen["model.layers.1.mlp.up_proj.weight"])
+    assert model.whisper.conv1.weight.dtype == torch.float32
+    assert any("connector new" in s for s in said)
+
+    full = SCRIPT.parse_args(["--config", str(SMOKE), "--stage", "full", "--whisper", str(wdir), "--qwen", str(qdir)])
+    with pytest.raises(FileNotFoundError, match="nothing to start the connector from"):
+        SCRIPT.build_model(full, cfg, said.append)
+    shallower = cfg.to_dict()
+    shallower["whisper"]["n_layers"], shallower["feature_layers"] = 2, [0, 1, 2, 2]
+    with pytest.raises(ValueError, match="the given whisper was built with"):   # preset ≠ checkpoint's config.json
+        SCRIPT.build_model(args, MuFunConfig(**shallower), said.append)
