@@ -74,7 +74,8 @@ def two_stages(world, tokenizer, tmp_path_factory):
     (start / "tokenizer.model").write_bytes(tokenizer.path.read_bytes())
     common = ["--config", str(SMOKE), "--data", str(world), "--device", "cpu"]
     assert SCRIPT.main(common + ["--stage", "warmup", "--init", str(start), "--out", str(tmp / "warmup")]) == 0
-    assert SCRIPT.main(common + ["--stage", "full", "--init", str(tmp / "warmup/export"), "--out", str(tmp / "full")]) == 0
+    warm = str(tmp / "warmup/export")
+    assert SCRIPT.main(common + ["--stage", "full", "--init", warm, "--out", str(tmp / "full")]) == 0
     return tmp
 
 

@@ -29,7 +29,8 @@ if __package__ in (None, ""):                     # `python train/omni_sft.py` f
 from omni.data.quality import load_checked  # noqa: E402
 from omni.models.omni_model import OmniConfig, OmniModel  # noqa: E402
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, override, setup  # noqa: E402
-from omni.training.sft import DialogueDataset, collate_dialogues, fit_to_context, sft_loss, validation_loss  # noqa: E402
+from omni.training.sft import (DialogueDataset, collate_dialogues, fit_to_context, sft_loss,  # noqa: E402
+                               validation_loss)
 from omni.training.stage import export_dir, resolve_tokenizer, world_file  # noqa: E402
 from omni.training.warm_start import PartSource, load_part  # noqa: E402
 
