@@ -30,6 +30,8 @@ TRAIN_STAGES: dict[str, str] = {
     "thinker": "train/thinker.py",
     "codec": "train/codec.py",
     "talker": "train/talker.py",
+    "omni_sft": "train/omni_sft.py",
+    "mufun": "train/mufun.py",
 }
 
 

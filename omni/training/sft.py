@@ -1,0 +1,141 @@
+"""The supervised fine-tuning objective of the omni model: mixed batches, answer-only loss.
+
+A batch mixes dialogues with an image, an audio clip, two of them or none, so
+rows have different layouts and lengths. Each row is fused alone
+(:meth:`OmniModel.fuse_parts`, the template of :mod:`omni.data.dialogue`), then
+the rows are right-padded into one batch::
+
+    row 0  [BOS user: ] [img] [what colour … assistant:] [▁black EOS] pad pad …
+    row 1  [BOS user: ] [audio × 38] [is it loud … assistant:] [▁loud EOS]
+    labels -100 everywhere but the answer tokens (and their EOS); padding -100
+
+Labels come from :meth:`Fusion.labels` (Hugging Face alignment: the loss
+compares ``logits[:, :-1]`` with ``labels[:, 1:]``). Right padding is harmless
+under causal attention: no real position attends to a later one.
+
+A batch whose labels are all -100 has nothing to learn from; it is an error
+(:class:`AllMaskedError`), never a zero loss that would quietly count as a step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from omni.data.dialogue import DialogueExample, load_example, token_count
+from omni.models.omni_model import IGNORE_INDEX, OmniModel
+
+
+class AllMaskedError(ValueError):
+    """Every label of a batch is -100: the loss would be 0/0."""
+
+
+# ---------------------------------------------------------------------------
+# Data: records that fit the context, decoded on demand
+# ---------------------------------------------------------------------------
+@dataclass
+class LengthReport:
+    kept: int
+    dropped: Counter            # reason → count
+    longest_kept: int
+
+    def summary(self) -> str:
+        gone = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())) or "none"
+        return f"{self.kept} dialogues fit (longest {self.longest_kept} tokens); dropped: {gone}"
+
+
+def fit_to_context(records: Sequence, tokenizer, model_cfg) -> tuple[list, LengthReport]:
+    """Keep the records whose fused sequence fits ``ctx_len`` and whose clips fit the per-clip limit.
+
+    Every record left out is counted by reason (nothing vanishes silently).
+    """
+    ctx, per_clip = model_cfg.thinker.ctx_len, model_cfg.max_audio_tokens
+    kept, dropped, longest = [], Counter(), 0
+    for r in records:
+        total, clip = token_count(r, tokenizer)
+        if clip > per_clip:
+            dropped[f"with a clip over {per_clip} audio tokens"] += 1
+        elif total > ctx:
+            dropped[f"longer than ctx_len {ctx}"] += 1
+        else:
+            kept.append(r)
+            longest = max(longest, total)
+    return kept, LengthReport(len(kept), dropped, longest)
+
+
+class DialogueDataset:
+    """Map-style: ``ds[i]`` decodes record i's media and tokenizes it (nothing is cached)."""
+
+    def __init__(self, records: Sequence, tokenizer, image_size: int):
+        self.records, self.tokenizer, self.image_size = list(records), tokenizer, image_size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> DialogueExample:
+        return load_example(self.records[i], self.tokenizer, self.image_size)
+
+
+def collate_dialogues(items: list[DialogueExample]) -> list[DialogueExample]:
+    """A batch is the list of examples itself: rows are fused one by one inside the loss."""
+    return list(items)
+
+
+# ---------------------------------------------------------------------------
+# Fusion of a mixed batch
+# ---------------------------------------------------------------------------
+def fuse_batch(model: OmniModel, batch: Sequence[DialogueExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fuse each row alone, then right-pad: embeds (B, T, C), labels (B, T), lengths (B,)."""
+    if not batch:
+        raise ValueError("fuse_batch got an empty batch")
+    device = model.thinker.tok_emb.weight.device
+    rows, labels = [], []
+    for ex in batch:
+        parts = [(kind, x[None].to(device)) for kind, x in ex.parts]               # add the batch dim
+        fusion = model.fuse_parts(parts)                                           # (1, T_b, C)
+        rows.append(fusion.embeds[0])
+        labels.append(fusion.labels(ex.prompt_tokens)[0])                          # (T_b,)
+    lengths = torch.tensor([r.shape[0] for r in rows])
+    B, T, C = len(rows), int(lengths.max()), rows[0].shape[1]
+    embeds = rows[0].new_zeros(B, T, C)                                            # (B, T, C)
+    padded = torch.full((B, T), IGNORE_INDEX, dtype=torch.long, device=device)     # (B, T)
+    for b, (r, lab) in enumerate(zip(rows, labels)):
+        embeds[b, :r.shape[0]] = r
+        padded[b, :lab.shape[0]] = lab
+    return embeds, padded, lengths
+
+
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of labels[:, 1:] given logits[:, :-1], -100 skipped; all -100 → AllMaskedError."""
+    assert logits.shape[:2] == labels.shape, \
+        f"logits (B, T, V) {tuple(logits.shape)} and labels (B, T) {tuple(labels.shape)} disagree"
+    targets = labels[:, 1:]                                                        # (B, T-1)
+    if not bool((targets != IGNORE_INDEX).any()):
+        raise AllMaskedError(f"every label of this batch of {labels.shape[0]} rows is -100: no answer token "
+                             f"to learn from (check the answer masking and the data)")
+    return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), targets.flatten(),
+                           ignore_index=IGNORE_INDEX, reduction=reduction)
+
+
+def sft_loss(model: OmniModel, batch: Sequence[DialogueExample]):
+    """The stage's loss_fn: mean cross-entropy over the batch's answer tokens, and the counts."""
+    embeds, labels, _ = fuse_batch(model, batch)
+    logits = model.thinker(embeds=embeds)                                          # (B, T, V)
+    loss = answer_loss(logits, labels)
+    return loss, {"tokens": int((labels[:, 1:] != IGNORE_INDEX).sum()), "samples": len(batch)}
+
+
+@torch.no_grad()
+def validation_loss(model: OmniModel, examples: Sequence[DialogueExample], batch_size: int) -> dict:
+    """``val_loss``: nats per answer token over ``examples`` (the same quantity as the training loss)."""
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        embeds, labels, _ = fuse_batch(model, examples[start:start + batch_size])
+        logits = model.thinker(embeds=embeds)
+        total += float(answer_loss(logits, labels, reduction="sum"))
+        count += int((labels[:, 1:] != IGNORE_INDEX).sum())
+    return {"val_loss": total / count}
