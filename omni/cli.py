@@ -26,6 +26,8 @@ TRACE_PIPELINES: dict[str, str] = {
 # stage → training script (relative to the repository root) whose main(argv) `omni train <stage>` runs.
 TRAIN_STAGES: dict[str, str] = {
     "thinker": "train/thinker.py",
+    "audio": "train/audio.py",
+    "vision": "train/vision.py",
 }
 
 
