@@ -28,6 +28,8 @@ TRACE_PIPELINES: dict[str, str] = {
 # stage → training script (relative to the repository root) whose main(argv) `omni train <stage>` runs.
 TRAIN_STAGES: dict[str, str] = {
     "thinker": "train/thinker.py",
+    "audio": "train/audio.py",
+    "vision": "train/vision.py",
     "codec": "train/codec.py",
     "talker": "train/talker.py",
     "omni_sft": "train/omni_sft.py",

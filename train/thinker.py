@@ -1,16 +1,22 @@
 """Stage 1 — Thinker: next-token pretraining of ThinkerLM on the text corpus.
 
-    python train/thinker.py --config train/configs/thinker/smoke.json [--data corpus.txt] [--out runs/x]
+    python train/thinker.py --config train/configs/thinker/smoke.json [--data data/small | corpus.txt] [--out runs/x]
                             [--tokenizer tok.model] [--device cpu|cuda|mps] [--precision fp32|bf16|fp16]
     omni train thinker --config train/configs/thinker/cpu.json
     torchrun --nproc_per_node 2 train/thinker.py --config train/configs/thinker/gpu.json
 
-The corpus is a plain text file, one document (sentence) per line. The run
-directory receives ``tokenizer.model`` (trained on the training lines unless
-``--tokenizer`` is given), ``checkpoints/latest.pt`` and ``best.pt``,
-``metrics.jsonl``, ``loss.png`` and ``export/`` (model.safetensors,
-config.json, tokenizer.model). Rerunning the same command resumes.
-Validation reports cross-entropy in bits per character (``val_bpc``).
+``--data`` is a synthetic-world folder (``omni data synth``): training reads
+``corpus_train.txt`` and validation ``corpus_val.txt`` (sentences held out
+from training), and the shared tokenizer is trained on the world's
+``tokenizer_corpus.txt`` (``omni.training.stage.resolve_tokenizer``). A plain
+text file (one document per line) works too: a seeded shuffle holds out
+``data.val_fraction`` of its lines, and the tokenizer is trained on the rest.
+
+The run directory receives ``tokenizer.model`` (unless ``--tokenizer`` is
+given), ``checkpoints/latest.pt`` and ``best.pt``, ``metrics.jsonl``,
+``loss.png`` and ``export/`` (model.safetensors, config.json,
+tokenizer.model). Rerunning the same command resumes. Validation reports
+cross-entropy in bits per character (``val_bpc``).
 """
 
 from __future__ import annotations
@@ -30,24 +36,30 @@ from omni.tokenizer import BPETokenizer  # noqa: E402
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, override, setup  # noqa: E402
 from omni.training.distributed import barrier  # noqa: E402
 from omni.training.lm import bits_per_char, count_chars, encode_lines, next_token_loss, pack_windows  # noqa: E402
+from omni.training.stage import resolve_tokenizer, world_file  # noqa: E402
 
 
 @dataclass
 class ThinkerDataConfig:
-    corpus: str = "data/world/corpus.txt"   # one document per line; --data overrides
-    val_fraction: float = 0.05              # share of lines held out (chosen by a seeded shuffle)
+    corpus: str = "data/medium"             # world folder (corpus_{train,val}.txt) or a text file; --data overrides
+    val_fraction: float = 0.05              # text file only: share of lines held out (a seeded shuffle)
     eval_batch_size: int = 32
 
     def __post_init__(self):
         assert 0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"
 
 
+def read_lines(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a text file."""
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train/thinker.py", description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/thinker/smoke.json")
-    p.add_argument("--data", default=None, help="corpus text file (overrides data.corpus)")
+    p.add_argument("--data", default=None, help="world folder or corpus text file (overrides data.corpus)")
     p.add_argument("--out", default=None, help="run directory (default runs/thinker-<preset>)")
-    p.add_argument("--tokenizer", default=None, help="existing SentencePiece .model (default: train one)")
+    p.add_argument("--tokenizer", default=None, help="existing SentencePiece .model (default: reuse or train one)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
     p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
     p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
@@ -69,38 +81,41 @@ def main(argv=None) -> int:
     ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 
     # =========================================================================
-    # 2. Corpus: non-empty lines, split into train / validation by a seeded shuffle
+    # 2. Corpus: a world's train / held-out sentences, or a text file split by a seeded shuffle
     # =========================================================================
     corpus = Path(args.data or data_cfg.corpus)
-    if not corpus.is_file():
-        raise FileNotFoundError(f"corpus not found: {corpus} (generate the synthetic world's corpus.txt, "
-                                f"or pass --data FILE with one document per line)")
-    lines = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
-    random.Random(cfg.seed).shuffle(lines)
-    n_val = max(1, round(data_cfg.val_fraction * len(lines)))
-    val_lines, train_lines = lines[:n_val], lines[n_val:]
-    if not train_lines:
-        raise ValueError(f"{corpus}: {len(lines)} lines leave nothing to train on after holding out {n_val}")
+    if corpus.is_dir():
+        train_lines = read_lines(world_file(corpus, "corpus_train.txt"))
+        val_lines = read_lines(world_file(corpus, "corpus_val.txt"))
+    elif corpus.is_file():
+        lines = read_lines(corpus)
+        random.Random(cfg.seed).shuffle(lines)
+        n_val = max(1, round(data_cfg.val_fraction * len(lines)))
+        val_lines, train_lines = lines[:n_val], lines[n_val:]
+    else:
+        raise FileNotFoundError(f"corpus not found: {corpus} (build a world with `omni data synth --out "
+                                f"{corpus} --size small`, or pass --data FILE with one document per line)")
+    if not train_lines or not val_lines:
+        raise ValueError(f"{corpus}: {len(train_lines)} training and {len(val_lines)} held-out lines; need both")
     ctx.say(f"[data] {corpus}: {len(train_lines):,} training lines, {len(val_lines):,} held out")
 
     # =========================================================================
-    # 3. Tokenizer: given, or already in the run directory (resume), or trained on the training lines
+    # 3. Tokenizer (the whole stack shares it): given, or in the run directory (resume), or trained —
+    #    on the world's tokenizer_corpus.txt, or on a text file's training lines
     # =========================================================================
-    tok_path = run_dir / "tokenizer.model"
-    if ctx.dist.is_main and not tok_path.exists():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if args.tokenizer:
-            shutil.copyfile(args.tokenizer, tok_path)
-        else:
+    if ctx.dist.is_main:
+        tok_path = run_dir / "tokenizer.model"
+        if not corpus.is_dir() and args.tokenizer is None and not tok_path.exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
             train_text = run_dir / "tokenizer_train.txt"
             train_text.write_text("\n".join(train_lines) + "\n", encoding="utf-8")
             BPETokenizer.train(train_text, tok_path, vocab_size=model_cfg.vocab_size)
             train_text.unlink()
+        resolve_tokenizer(run_dir, corpus if corpus.is_dir() else None, args.tokenizer,
+                          vocab_size=model_cfg.vocab_size, say=ctx.say)
     barrier(ctx.dist)                                  # other ranks wait for rank 0's tokenizer
+    tok_path = run_dir / "tokenizer.model"
     tok = BPETokenizer(tok_path)
-    if tok.vocab_size > model_cfg.vocab_size:
-        raise ValueError(f"{tok_path} has {tok.vocab_size} pieces but model.vocab_size is "
-                         f"{model_cfg.vocab_size}; raise model.vocab_size in {args.config}")
     ctx.say(f"[tokenizer] {tok_path}: {tok.vocab_size} pieces (model vocabulary {model_cfg.vocab_size})")
 
     # =========================================================================

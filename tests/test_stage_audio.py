@@ -1,0 +1,124 @@
+"""Stage 2 (ASR): CTC smoke run on a small world, strict export, CER evaluation, normaliser, bad-clip counting."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from omni.data.quality import TOO_SHORT, BadDataError
+from omni.evaluation.audio import evaluate
+from omni.evaluation.cer import cer, edit_distance, normalize_text
+from omni.models.asr import ASRConfig, ASRModel
+from omni.models.audio_encoder import AudioEncoderConfig
+from omni.training import load_exported, read_metrics
+from omni.training.ctc import SpecAugment, SpeechClips, collate_speech
+from stage_world import ROOT, run_stage, small_world
+
+SMOKE = ROOT / "train/configs/audio/smoke.json"
+TINY = ASRConfig(encoder=AudioEncoderConfig(conv_channels=8, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    world = small_world(tmp_path_factory)
+    out = tmp_path_factory.mktemp("audio") / "run"
+    assert run_stage("audio", ["--config", str(SMOKE), "--data", str(world), "--out", str(out), "--device", "cpu"]) == 0
+    return world, out
+
+
+def test_smoke_ctc_loss_falls_and_cer_is_logged(run):
+    _, out = run
+    recs = read_metrics(out / "metrics.jsonl")
+    train = [r["loss"] for r in recs if r["kind"] == "train"]
+    assert len(train) == 30 and all(r["skipped"] is None for r in recs if r["kind"] == "train")
+    assert sum(train[-5:]) / 5 < 0.7 * sum(train[:5]) / 5, (train[:5], train[-5:])
+    evals = [r for r in recs if r["kind"] == "eval"]
+    assert [e["step"] for e in evals] == [15, 30] and all(0 <= e["val_cer"] <= 1.5 for e in evals)
+    assert all(r["samples_per_s"] > 0 for r in recs if r["kind"] == "train")
+
+
+def test_export_loads_strictly_and_transcribes(run):
+    world, out = run
+    model = load_exported(out / "export", ASRModel, ASRConfig).eval()
+    assert model.ctc_head.out_features == 98 and json.loads((out / "export/config.json").read_text())["vocab_size"] == 98
+    from omni.data.manifest import read_manifest
+    batch = collate_speech([SpeechClips(read_manifest(world / "asr_val.jsonl", "asr"))[i] for i in range(2)])
+    log_probs, lengths = model(batch["mel"], batch["mel_lengths"])
+    assert log_probs.shape == (2, int(lengths.max()), 98)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(()), atol=1e-4)
+    texts = model.transcribe(batch["mel"], batch["mel_lengths"])
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_evaluate_reports_cer_for_held_out_sentences_and_voice(run):
+    world, out = run
+    metrics = evaluate(out / "export", world, split="test")
+    names = [m.name for m in metrics]
+    assert any(n.startswith("CER (val: held-out sentences, training voices)") for n in names), names
+    assert any(n.startswith("CER (test: held-out voice en-gb-x-rp+f4)") for n in names), names
+    for m in metrics[:2]:
+        assert m.unit == "%" and m.goal == "≤ 10 %" and m.met == (m.value <= 10) and m.value >= 0
+
+
+def test_padded_batch_equals_clips_alone():
+    torch.manual_seed(0)
+    model = ASRModel(TINY).eval()
+    a, b = torch.randn(1, 37, 128), torch.randn(1, 20, 128)
+    mel = torch.zeros(2, 37, 128)
+    mel[0], mel[1, :20] = a[0], b[0]
+    with torch.no_grad():
+        lp, lengths = model(mel, torch.tensor([37, 20]))
+        lp_b, len_b = model(b)
+    assert lengths.tolist() == [10, 5] and len_b.tolist() == [5]
+    assert torch.allclose(lp[1, :5], lp_b[0], atol=1e-5)
+
+
+def test_normaliser_lowercases_strips_punctuation_collapses_whitespace():
+    assert normalize_text("  Look at the Monkey!\n") == "look at the monkey"
+    assert normalize_text("Is there a red star?  Yes,  it's   there.") == "is there a red star yes it's there"
+    assert normalize_text("'quoted' don\u2019t \u2014 stop") == "quoted don't stop"
+    assert edit_distance("kitten", "sitting") == 3
+    assert cer(["The cat."], ["the cat"]) == 0.0
+    assert cer(["the cat", "a dog"], ["the bat", "a dog"]) == pytest.approx(1 / 12)   # corpus-level: 1 / (7 + 5)
+    with pytest.raises(ValueError, match="one hypothesis per reference"):
+        cer(["a"], [])
+
+
+def test_spec_augment_masks_only_valid_frames():
+    torch.manual_seed(0)
+    mel = torch.randn(2, 50, 128)
+    out = SpecAugment(time_masks=2, time_width=10, freq_masks=2, freq_width=8)(mel, torch.tensor([50, 30]))
+    assert out.shape == mel.shape and not torch.equal(out, mel)
+    assert torch.equal(out[1, 30:], mel[1, 30:])                   # padding untouched
+
+
+def _world_with_a_short_clip(world, tmp_path):
+    """A copy of the world's ASR manifests plus one clip whose transcript is far too long for it."""
+    rows = [json.loads(ln) for ln in (world / "asr_train.jsonl").read_text().splitlines()]
+    short = dict(min(rows, key=lambda r: r["duration"]), id="asr-too-short", text="x" * 200)
+    os.symlink(world / "speech", tmp_path / "speech")
+    (tmp_path / "asr_train.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows + [short]))
+    (tmp_path / "asr_val.jsonl").write_text((world / "asr_val.jsonl").read_text())
+    return tmp_path, len(rows)
+
+
+def test_too_short_clips_stop_the_run_above_the_threshold(tmp_path_factory, tmp_path):
+    bad_world, n = _world_with_a_short_clip(small_world(tmp_path_factory), tmp_path)
+    with pytest.raises(BadDataError) as e:                          # 1 of n + 1 > 1 %
+        run_stage("audio", ["--config", str(SMOKE), "--data", str(bad_world), "--out", str(tmp_path / "run"),
+                            "--device", "cpu"])
+    assert e.value.report.counts() == {TOO_SHORT: 1} and e.value.report.total == n + 1
+
+
+def test_too_short_clips_are_counted_when_tolerated(tmp_path_factory, tmp_path, capsys):
+    bad_world, n = _world_with_a_short_clip(small_world(tmp_path_factory), tmp_path)
+    preset = json.loads(SMOKE.read_text())
+    preset["data"]["bad_data_threshold"] = 0.1
+    preset["train"].update(max_steps=2, eval_freq=2, checkpoint_freq=2)
+    (tmp_path / "p.json").write_text(json.dumps(preset))
+    assert run_stage("audio", ["--config", str(tmp_path / "p.json"), "--data", str(bad_world),
+                               "--out", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"1 bad of {n + 1}" in out and f"1  {TOO_SHORT}" in out and "asr-too-short" in out
+    assert f"{n:,} training clips" in out
