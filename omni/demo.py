@@ -1,6 +1,6 @@
 """``omni demo`` (``make demo``): the main job, end to end, on one machine.
 
-    1. world      build the synthetic world (small; tiny with --smoke)
+    1. world      build the small synthetic world (or reuse one)
     2. train      every stage with its short preset, or reuse checkpoints already there
     3. evaluate   every stage on the held-out split: one table
     4. pipelines  text chat, image QA, ASR, audio QA, a multimodal question, TTS to a wav
@@ -296,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     plan = DemoPlan(out=out,
                     world=Path(args.world or (out / "world" if args.smoke else "data/small")),
-                    world_size="tiny" if args.smoke else "small",
+                    world_size="small",
                     ckpt_root=Path(args.ckpt or (out / "checkpoints" if args.smoke else "checkpoints")),
                     preset="smoke" if args.smoke else "demo", device=args.device)
     out.mkdir(parents=True, exist_ok=True)

@@ -105,9 +105,12 @@ def _world_with_a_short_clip(world, tmp_path):
 
 def test_too_short_clips_stop_the_run_above_the_threshold(tmp_path_factory, tmp_path):
     bad_world, n = _world_with_a_short_clip(small_world(tmp_path_factory), tmp_path)
-    with pytest.raises(BadDataError) as e:                          # 1 of n + 1 > 1 %
-        run_stage("audio", ["--config", str(SMOKE), "--data", str(bad_world), "--out", str(tmp_path / "run"),
-                            "--device", "cpu"])
+    preset = json.loads(SMOKE.read_text())
+    preset["data"]["bad_data_threshold"] = 0.5 / (n + 1)           # 1 of n + 1 is over the threshold
+    (tmp_path / "p.json").write_text(json.dumps(preset))
+    with pytest.raises(BadDataError) as e:
+        run_stage("audio", ["--config", str(tmp_path / "p.json"), "--data", str(bad_world),
+                            "--out", str(tmp_path / "run"), "--device", "cpu"])
     assert e.value.report.counts() == {TOO_SHORT: 1} and e.value.report.total == n + 1
 
 

@@ -168,7 +168,7 @@ def test_warm_start_is_strict(tmp_path):
         load_part(fresh.audio_encoder, fake_asr_export(tmp_path / "extra", trained,
                                                        extra={"encoder.extra": torch.zeros(1)}), source, cfg.audio)
     other = dataclasses.replace(cfg.audio, d_model=48)
-    with pytest.raises(CheckpointError, match=r"d_model: export 48 vs model 32"):
+    with pytest.raises(CheckpointError, match=r"d_model: export 48 vs model 64"):
         load_part(fresh.audio_encoder, fake_asr_export(tmp_path / "cfg", AudioEncoderTiny(other)), source, cfg.audio)
     with pytest.raises(CheckpointError, match=r"no 'vision' section"):
         load_part(fresh.vision, tmp_path / "ok", SCRIPT.SOURCES["vision"], cfg.vision)

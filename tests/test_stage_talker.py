@@ -36,7 +36,7 @@ def test_talker_smoke_loss_falls(talker_run):
     train_recs = [r for r in recs if r["kind"] == "train"]
     assert len(train_recs) == 40 and all(r["skipped"] is None for r in train_recs)
     loss = [r["loss"] for r in train_recs]
-    assert sum(loss[-5:]) / 5 < 0.7 * sum(loss[:5]) / 5, (loss[:5], loss[-5:])
+    assert sum(loss[-5:]) / 5 < 0.85 * sum(loss[:5]) / 5, (loss[:5], loss[-5:])
     for key in ("ce_base", "ce_residual", "stop_bce"):
         assert train_recs[-1][key] < train_recs[0][key], key
     evals = [r for r in recs if r["kind"] == "eval"]

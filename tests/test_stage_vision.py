@@ -38,7 +38,8 @@ def test_export_loads_strictly_and_embeds(run):
     _, out = run
     model = load_exported(out / "export", ContrastiveModel, ContrastiveConfig).eval()
     assert (out / "export/tokenizer.model").is_file()
-    img = model.image_embed(torch.randn(2, 3, 224, 224))
+    size = model.cfg.vision.image_size
+    img = model.image_embed(torch.randn(2, 3, size, size))
     txt = model.text_embed(torch.tensor([[1, 40, 41, 2], [1, 50, 2, 0]]))
     assert img.shape == txt.shape == (2, model.cfg.embed_dim)
     assert torch.allclose(img.norm(dim=-1), torch.ones(2), atol=1e-5)

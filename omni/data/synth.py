@@ -57,7 +57,7 @@ class SizeConfig:
 
 SIZES = {
     "tiny": SizeConfig(text=120, dialogues=20, speech=10, tts=6, scenes=10, sounds=10),
-    "small": SizeConfig(text=400, dialogues=60, speech=40, tts=20, scenes=80, sounds=50),
+    "small": SizeConfig(text=2_000, dialogues=200, speech=200, tts=100, scenes=400, sounds=200),
     "medium": SizeConfig(text=40_000, dialogues=3_000, speech=4_000, tts=2_000, scenes=3_000, sounds=1_500),
     "large": SizeConfig(text=400_000, dialogues=30_000, speech=40_000, tts=20_000, scenes=30_000, sounds=15_000),
 }

@@ -45,10 +45,9 @@ from omni.pipelines.tts import check_parts, generate_codes, synthesize
 from omni.tokenizer import BPETokenizer
 from omni.training import load_exported
 from omni.training.speech import check_codec, clip_mels, pad_talker_batch, split_records, talker_items
-from omni.training.stage import export_dir
+from omni.training.stage import sibling_export
 
-DEFAULT_CODEC = export_dir("codec")
-DEFAULT_ASR = export_dir("audio")
+SIBLING = "sibling"     # default: the codec / ASR export next to the Talker's (ROOT/<stage>/export)
 CER_GOAL = 30.0          # %, the issue's goal for the cpu presets
 
 
@@ -107,10 +106,16 @@ def transcribe(asr, waves: Sequence[torch.Tensor], batch_size: int = 16) -> list
 
 
 def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *,
-             codec: str | Path = DEFAULT_CODEC, asr: str | Path | None = DEFAULT_ASR, max_items: int | None = None,
+             codec: str | Path = SIBLING, asr: str | Path | None = SIBLING, max_items: int | None = None,
              batch_size: int = 16, say: Callable[[str], None] = print) -> list[Metric]:
-    """The exported Talker ``ckpt`` (with its tokenizer.model) on the world ``data``'s TTS ``split``."""
+    """The exported Talker ``ckpt`` (with its tokenizer.model) on the world ``data``'s TTS ``split``.
+
+    ``codec`` and ``asr`` default to the exports beside ``ckpt`` (``ROOT/codec/export``,
+    ``ROOT/audio/export``); ``asr=None`` skips the round trip and says so.
+    """
     ckpt = Path(ckpt)
+    codec = sibling_export(ckpt, "codec") if codec == SIBLING else codec
+    asr = sibling_export(ckpt, "audio") if asr == SIBLING else asr
     talker = load_exported(ckpt, TalkerTiny, TalkerConfig).to(device).eval()
     check_codec(ckpt, codec)
     rvq = load_exported(codec, RVQ, CodecConfig).to(device).eval()

@@ -30,6 +30,17 @@ def export_dir(stage: str, root: str | Path = CHECKPOINTS) -> Path:
     return Path(root) / stage / "export"
 
 
+def sibling_export(ckpt: str | Path, stage: str) -> Path:
+    """Another stage's export next to ``ckpt``: ``ROOT/talker/export`` → ``ROOT/codec/export``.
+
+    For a folder outside that layout, the default ``checkpoints/<stage>/export``.
+    """
+    ckpt = Path(ckpt)
+    if ckpt.name == "export" and ckpt.parent.parent != ckpt.parent:
+        return ckpt.parent.parent / stage / "export"
+    return export_dir(stage)
+
+
 def world_file(world: str | Path, name: str) -> Path:
     """``world/name``, or a FileNotFoundError that says how to make the world."""
     world = Path(world)
