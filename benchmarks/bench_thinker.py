@@ -55,6 +55,19 @@ def time_it(fn, warmup: int, reps: int) -> float:
     return statistics.median(times)
 
 
+def time_pair(a, b, warmup: int, reps: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and ``b``, run alternately so drifts of the machine hit both alike."""
+    for _ in range(warmup):
+        a(), b()
+    ta, tb = [], []
+    for _ in range(reps):
+        for fn, times in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def matmul_flops_per_s(n: int = 1024, reps: int = 10) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     return 2 * n ** 3 / time_it(lambda: a @ b, 3, reps)
@@ -86,7 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=512)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=7, help="timed repetitions of each side (medians reported)")
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--new", type=int, default=256)
     args = ap.parse_args()
@@ -102,8 +115,8 @@ def main() -> None:
     # --- 1. training step ----------------------------------------------------
     ids = torch.randint(0, cfg.vocab_size, (args.batch, args.seq + 1))
     matmul = matmul_flops_per_s()
-    t_ours = time_it(train_step_fn(ours.train(), ids, True), 1, args.reps)
-    t_hf = time_it(train_step_fn(theirs.train(), ids, False), 1, args.reps)
+    t_ours, t_hf = time_pair(train_step_fn(ours.train(), ids, True), train_step_fn(theirs.train(), ids, False),
+                             1, args.reps)
     flops = model_flops_per_step(cfg, args.batch, args.seq, n_params(ours))
     print(f"\n## training step, batch {args.batch} × {args.seq}")
     print(f"matmul 1024³: {matmul / 1e9:.1f} GFLOP/s")
@@ -119,10 +132,11 @@ def main() -> None:
     prompt = torch.randint(3, cfg.vocab_size, (1, args.prompt))
     s = SamplingConfig(max_new_tokens=args.new)
     with torch.no_grad():
-        t_cached = time_it(lambda: generate(ours, ids=prompt, sampling=s), 1, 3)
+        t_cached, t_hf_gen = time_pair(
+            lambda: generate(ours, ids=prompt, sampling=s),
+            lambda: theirs.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                    max_new_tokens=args.new, min_new_tokens=args.new), 1, args.reps)
         t_uncached = time_it(lambda: generate(ours, ids=prompt, sampling=s, use_cache=False), 0, 1)
-        t_hf_gen = time_it(lambda: theirs.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                                                   max_new_tokens=args.new, min_new_tokens=args.new), 1, 3)
         same = torch.equal(generate(ours, ids=prompt, sampling=s).tokens,
                            theirs.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                                            max_new_tokens=args.new, min_new_tokens=args.new)[:, args.prompt:])
@@ -136,13 +150,21 @@ def main() -> None:
     print(f"same greedy tokens as transformers: {same}")
 
 
-def _to_hf_state(sd: dict) -> dict:
-    """Rename ThinkerLM weights to the Llama layout (the layers already use HF names)."""
+def _to_hf_state(sd: dict, cfg: ThinkerConfig = ThinkerConfig()) -> dict:
+    """ThinkerLM weights in the Llama layout: rename, and split the fused qkv / gate-up matrices."""
+    H, Hkv, D = cfg.n_heads, cfg.n_kv_heads or cfg.n_heads, cfg.head_dim
     out = {}
     for k, v in sd.items():
         k = k.replace("tok_emb.", "model.embed_tokens.").replace("blocks.", "model.layers.")
-        k = k.replace("norm.weight", "model.norm.weight") if k == "norm.weight" else k
-        out[k] = v
+        k = "model.norm.weight" if k == "norm.weight" else k
+        if k.endswith("self_attn.qkv_proj.weight"):
+            for name, part in zip(("q_proj", "k_proj", "v_proj"), v.split([H * D, Hkv * D, Hkv * D])):
+                out[k.replace("qkv_proj", name)] = part
+        elif k.endswith("mlp.gate_up_proj.weight"):
+            for name, part in zip(("gate_proj", "up_proj"), v.chunk(2)):
+                out[k.replace("gate_up_proj", name)] = part
+        else:
+            out[k] = v
     return out
 
 

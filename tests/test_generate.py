@@ -82,3 +82,13 @@ def test_greedy_is_argmax_and_temperature_validated():
         SamplingConfig(temperature=-1)
     with pytest.raises(ValueError, match="top_p"):
         SamplingConfig(top_p=0)
+
+
+def test_training_works_after_generation():
+    """generate runs under inference_mode; tables it builds (RoPE) must still serve autograd."""
+    torch.manual_seed(0)
+    m = ThinkerLM(ThinkerConfig(n_layers=1, ctx_len=64))
+    generate(m, ids=torch.ones(1, 60, dtype=torch.long), sampling=SamplingConfig(max_new_tokens=2))
+    logits = m(torch.ones(2, 64, dtype=torch.long))
+    logits.float().logsumexp(-1).mean().backward()
+    assert m.tok_emb.weight.grad is not None

@@ -29,7 +29,16 @@ def test_rope_table_grows_and_matches_direct_formula():
     inv = 1.0 / 100.0 ** (torch.arange(0, 8, 2).float() / 8)
     ang = torch.cat([pos * inv, pos * inv], dim=-1)
     torch.testing.assert_close(cos, ang.cos())
-    torch.testing.assert_close(sin, ang.sin())
+    torch.testing.assert_close(sin, torch.cat([-ang.sin()[:, :4], ang.sin()[:, 4:]], dim=-1))   # signed
+
+
+def test_apply_rope_equals_the_rotate_half_formula():
+    rope = RotaryEmbedding(8)
+    x = torch.randn(2, 3, 5, 8)
+    cos, sin = rope(7, 5)
+    plain_sin = torch.cat([-sin[:, :4], sin[:, 4:]], dim=-1)
+    rotate_half = torch.cat([-x[..., 4:], x[..., :4]], dim=-1)
+    torch.testing.assert_close(apply_rope(x, cos, sin), x * cos + rotate_half * plain_sin)
 
 
 def test_rmsnorm_computes_in_fp32():

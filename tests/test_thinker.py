@@ -98,8 +98,8 @@ def test_grouped_query_attention_shapes():
         m(torch.ones(1, 5, dtype=torch.long))
     assert tr.shape("thinker.layer0.attn.q") == (1, 4, 5, 64)
     assert tr.shape("thinker.layer0.attn.k") == (1, 2, 5, 64)
-    n_kv = sum(p.numel() for p in m.blocks[0].self_attn.k_proj.parameters())
-    assert n_kv == 256 * 128
+    qkv = m.blocks[0].self_attn.qkv_proj.weight
+    assert qkv.shape == ((4 + 2 * 2) * 64, 256)          # 4 query heads, 2 key heads, 2 value heads
 
 
 def test_config_invariants_are_checked():

@@ -53,7 +53,7 @@ class ThinkerLM(nn.Module):
         self.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
         self.blocks = nn.ModuleList(
             Block(cfg.d_model, cfg.n_heads, cfg.ffn_hidden, n_kv_heads=cfg.n_kv_heads, norm_eps=cfg.norm_eps,
-                  name=f"thinker.layer{i}")
+                  fused=True, name=f"thinker.layer{i}")
             for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -80,7 +80,7 @@ class ThinkerLM(nn.Module):
         if ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"token ids must be int64/int32, got {ids.dtype}")
         if ids.numel() and ids.device.type != "meta":
-            lo, hi = int(ids.min()), int(ids.max())
+            lo, hi = (int(v) for v in torch.aminmax(ids))
             if lo < 0 or hi >= self.cfg.vocab_size:
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")

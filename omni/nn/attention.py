@@ -20,7 +20,7 @@ from omni.nn.rope import apply_rope
 class Attention(nn.Module):
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, head_dim: int | None = None,
                  causal: bool = True, qkv_bias: bool = False, k_bias: bool | None = None, out_bias: bool = False,
-                 qk_norm: bool = False, norm_eps: float = 1e-6, name: str = "attn"):
+                 qk_norm: bool = False, norm_eps: float = 1e-6, fused_qkv: bool = False, name: str = "attn"):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
         if head_dim is None:
@@ -30,9 +30,16 @@ class Attention(nn.Module):
         self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, head_dim
         self.causal, self.name = causal, name
         k_bias = qkv_bias if k_bias is None else k_bias   # Whisper: q/v biased, k not
-        self.q_proj = nn.Linear(dim, n_heads * head_dim, bias=qkv_bias)
-        self.k_proj = nn.Linear(dim, n_kv_heads * head_dim, bias=k_bias)
-        self.v_proj = nn.Linear(dim, n_kv_heads * head_dim, bias=qkv_bias)
+        if fused_qkv:
+            # One matmul makes q, k and v (as nanoGPT's c_attn): fewer, larger GEMMs. Models that load
+            # Hugging Face checkpoints (Qwen3, Whisper) keep the three separate projections instead.
+            assert k_bias == qkv_bias, "a fused qkv projection has one bias setting for q, k and v"
+            self.qkv_proj = nn.Linear(dim, (n_heads + 2 * n_kv_heads) * head_dim, bias=qkv_bias)
+        else:
+            self.q_proj = nn.Linear(dim, n_heads * head_dim, bias=qkv_bias)
+            self.k_proj = nn.Linear(dim, n_kv_heads * head_dim, bias=k_bias)
+            self.v_proj = nn.Linear(dim, n_kv_heads * head_dim, bias=qkv_bias)
+        self.fused_qkv = fused_qkv
         self.o_proj = nn.Linear(n_heads * head_dim, dim, bias=out_bias)
         # Qwen3: per-head RMSNorm on q and k before RoPE.
         self.q_norm = RMSNorm(head_dim, norm_eps) if qk_norm else None
@@ -47,9 +54,14 @@ class Attention(nn.Module):
         attn_mask: optional boolean (B, 1, T, S) mask, True = may attend (e.g. padding).
         """
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)      # (B, H, T, D)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)   # (B, Hkv, T, D)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)   # (B, Hkv, T, D)
+        H, Hkv, D = self.n_heads, self.n_kv_heads, self.head_dim
+        if self.fused_qkv:
+            q, k, v = self.qkv_proj(x).split([H * D, Hkv * D, Hkv * D], dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = q.view(B, T, H, D).transpose(1, 2)                                           # (B, H, T, D)
+        k = k.view(B, T, Hkv, D).transpose(1, 2)                                         # (B, Hkv, T, D)
+        v = v.view(B, T, Hkv, D).transpose(1, 2)                                         # (B, Hkv, T, D)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:

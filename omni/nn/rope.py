@@ -25,15 +25,22 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)  # (D/2,)
         self._table: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin (L, D); not in state_dict
 
+    @torch.inference_mode(False)    # a table first built during generation must still serve training
     def _build(self, length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         inv_freq = self.inv_freq.to(device)
         pos = torch.arange(length, device=device, dtype=torch.float32)
         freqs = torch.outer(pos, inv_freq)             # (L, D/2)
         emb = torch.cat([freqs, freqs], dim=-1)         # (L, D)
-        return emb.cos(), emb.sin()
+        sin = emb.sin()
+        sin[:, : sin.shape[1] // 2].neg_()              # signed: see apply_rope
+        return emb.cos(), sin
 
     def forward(self, start: int, T: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return cos, sin of shape (T, D) for positions start .. start+T-1 (fp32)."""
+        """Return cos, sin of shape (T, D) for positions start .. start+T-1 (fp32).
+
+        ``sin``'s first half is negated (``[-sin θ, sin θ]``), which turns the
+        "rotate half" of :func:`apply_rope` into a plain roll.
+        """
         device = torch.device(device) if device is not None else self.inv_freq.device
         end = start + T
         table = self._table
@@ -43,13 +50,12 @@ class RotaryEmbedding(nn.Module):
         return table[0][start:end], table[1][start:end]
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
-
-
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (B, H, T, D); cos, sin: (T, D). Computed in fp32, returned in x's dtype."""
-    dtype = x.dtype
+    """x: (B, H, T, D); cos, sin: (T, D) from :class:`RotaryEmbedding` (sin signed).
+
+    The reference formula is x·cos + rotate_half(x)·sin with rotate_half(x) =
+    [-x₂, x₁]. Rolling x by D/2 gives [x₂, x₁]; the signed sin table supplies the
+    minus, so the rotation is three ops. Computed in fp32, returned in x's dtype.
+    """
     xf = x.float()
-    return (xf * cos + _rotate_half(xf) * sin).to(dtype)
+    return torch.addcmul(xf * cos, xf.roll(x.shape[-1] // 2, dims=-1), sin).to(x.dtype)

@@ -27,7 +27,7 @@ class GenerationResult:
     step_logits: list[torch.Tensor] = field(default_factory=list)  # per step (B, V) when asked
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(model, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
              sampling: SamplingConfig | None = None, eos_id: int | None = None, use_cache: bool = True,
              generator: torch.Generator | None = None, return_logits: bool = False,
