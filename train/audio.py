@@ -27,9 +27,9 @@ if __package__ in (None, ""):                     # `python train/audio.py` from
 
 from omni.data.quality import load_checked  # noqa: E402
 from omni.models.asr import ASRConfig, ASRModel  # noqa: E402
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, override, setup  # noqa: E402
+from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup  # noqa: E402
 from omni.training.ctc import SpecAugment, SpeechClips, collate_speech, ctc_loss, speech_cer  # noqa: E402
-from omni.training.stage import world_file  # noqa: E402
+from omni.training.stage import command_line_overrides, default_run_dir, stage_parser, world_file  # noqa: E402
 
 
 @dataclass
@@ -48,13 +48,7 @@ class AudioDataConfig:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train/audio.py", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/audio/smoke.json")
-    p.add_argument("--data", default=None, help="world folder (overrides data.world)")
-    p.add_argument("--out", default=None, help="run directory (default runs/audio-<preset>)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
-    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
-    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
+    p = stage_parser("audio", __doc__, data_help="world folder (overrides data.world)")
     return p.parse_args(argv)
 
 
@@ -67,9 +61,8 @@ def main(argv=None) -> int:
     preset = load_preset(args.config, {"model": ASRConfig, "data": AudioDataConfig, "train": TrainConfig})
     model_cfg: ASRConfig = preset["model"]
     data_cfg: AudioDataConfig = preset["data"]
-    cfg: TrainConfig = override(preset["train"], device=args.device, precision=args.precision,
-                                max_steps=args.max_steps)
-    run_dir = Path(args.out or f"runs/audio-{Path(args.config).stem}")
+    cfg: TrainConfig = command_line_overrides(preset["train"], args)
+    run_dir = default_run_dir(args, "audio")
     ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 
     # =========================================================================

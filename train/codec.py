@@ -41,7 +41,8 @@ import torch  # noqa: E402
 from omni.audio.speech_mel import SpeechMelConfig  # noqa: E402
 from omni.evaluation.codec import codec_metrics, split_frames  # noqa: E402
 from omni.models.rvq import RVQ, CodecConfig, code_counts, kmeans_init, reseed_dead_codes  # noqa: E402
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, override, setup  # noqa: E402
+from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup  # noqa: E402
+from omni.training.stage import command_line_overrides, default_run_dir, stage_parser  # noqa: E402
 
 
 @dataclass
@@ -92,13 +93,7 @@ def seeded_sample(frames: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train/codec.py", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/codec/smoke.json")
-    p.add_argument("--data", default=None, help="synthetic-world folder (overrides data.world)")
-    p.add_argument("--out", default=None, help="run directory (default runs/codec-<preset>)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
-    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
-    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
+    p = stage_parser("codec", __doc__, data_help="synthetic-world folder (overrides data.world)")
     return p.parse_args(argv)
 
 
@@ -111,13 +106,12 @@ def main(argv=None) -> int:
     preset = load_preset(args.config, {"model": CodecConfig, "data": CodecDataConfig, "train": TrainConfig})
     model_cfg: CodecConfig = preset["model"]
     data_cfg: CodecDataConfig = preset["data"]
-    cfg: TrainConfig = override(preset["train"], device=args.device, precision=args.precision,
-                                max_steps=args.max_steps)
+    cfg: TrainConfig = command_line_overrides(preset["train"], args)
     mel_cfg = SpeechMelConfig()
     if model_cfg.dim != mel_cfg.n_mels:
         raise ValueError(f"{args.config} [model] dim={model_cfg.dim}, but the speech mel has "
                          f"n_mels={mel_cfg.n_mels}: the codebooks live in mel space")
-    run_dir = Path(args.out or f"runs/codec-{Path(args.config).stem}")
+    run_dir = default_run_dir(args, "codec")
     world = Path(args.data or data_cfg.world)
     ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 

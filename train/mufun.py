@@ -45,7 +45,7 @@ from omni.mufun.qa import MusicQADataset, QwenTokenizer, SharedBPE, collate_qa  
 from omni.mufun.qwen3 import IGNORE_INDEX  # noqa: E402
 from omni.training import ShuffledBatches, TrainConfig, fit, load_exported, load_preset, override, setup  # noqa: E402
 from omni.training.config import config_diff  # noqa: E402
-from omni.training.stage import resolve_tokenizer, world_file  # noqa: E402
+from omni.training.stage import command_line_overrides, resolve_tokenizer, stage_parser, world_file  # noqa: E402
 
 
 @dataclass
@@ -70,11 +70,8 @@ class MuFunStagesConfig:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train/mufun.py", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/mufun/smoke.json")
+    p = stage_parser("mufun", __doc__, data_help="synthetic-world folder (overrides data.world)")
     p.add_argument("--stage", required=True, choices=STAGES, help="warmup: connector only; full: everything")
-    p.add_argument("--data", default=None, help="synthetic-world folder (overrides data.world)")
-    p.add_argument("--out", default=None, help="run directory (default runs/mufun-<stage>-<preset>)")
     p.add_argument("--init", default=None, help="export of an earlier run (e.g. the warm-up's): all three parts")
     p.add_argument("--whisper", default=None, help="local Whisper folder (HF layout: config.json + safetensors)")
     p.add_argument("--qwen", default=None, help="local Qwen3 folder (HF layout)")
@@ -82,9 +79,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--from-scratch", action="store_true", help="parts given by no flag start random (announced)")
     p.add_argument("--tokenizer", default=None, help="shared BPE .model (default: --init's, else trained)")
     p.add_argument("--hf-tokenizer", default=None, help="folder with a Qwen tokenizer.json (instead of the BPE)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
-    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
-    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
     return p.parse_args(argv)
 
 
@@ -131,7 +125,7 @@ def main(argv=None) -> int:
     model_cfg: MuFunConfig = preset["model"]
     data_cfg: MuFunDataConfig = preset["data"]
     stage_train = override(preset["train"], **getattr(preset["stages"], args.stage))
-    cfg: TrainConfig = override(stage_train, device=args.device, precision=args.precision, max_steps=args.max_steps)
+    cfg: TrainConfig = command_line_overrides(stage_train, args)
     run_dir = Path(args.out or f"runs/mufun-{args.stage}-{Path(args.config).stem}")
     world = Path(args.data or data_cfg.world)
     ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device

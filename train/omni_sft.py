@@ -28,10 +28,10 @@ if __package__ in (None, ""):                     # `python train/omni_sft.py` f
 
 from omni.data.quality import load_checked  # noqa: E402
 from omni.models.omni_model import OmniConfig, OmniModel  # noqa: E402
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, override, setup  # noqa: E402
+from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup  # noqa: E402
 from omni.training.sft import (DialogueDataset, collate_dialogues, fit_to_context, sft_loss,  # noqa: E402
                                validation_loss)
-from omni.training.stage import export_dir, resolve_tokenizer, world_file  # noqa: E402
+from omni.training.stage import command_line_overrides, default_run_dir, export_dir, resolve_tokenizer, stage_parser, world_file  # noqa: E402
 from omni.training.warm_start import PartSource, load_part  # noqa: E402
 
 PARTS = ("vision", "audio_encoder", "proj_v", "proj_a", "thinker")     # OmniModel's children
@@ -57,10 +57,7 @@ class OmniSftDataConfig:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train/omni_sft.py", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/omni_sft/smoke.json")
-    p.add_argument("--data", default=None, help="synthetic-world folder (overrides data.world)")
-    p.add_argument("--out", default=None, help="run directory (default runs/omni_sft-<preset>)")
+    p = stage_parser("omni_sft", __doc__, data_help="synthetic-world folder (overrides data.world)")
     p.add_argument("--thinker", default=None, help=f"thinker export (default {export_dir('thinker')})")
     p.add_argument("--audio", default=None, help=f"ASR export; its encoder starts the audio encoder "
                                                  f"(default {export_dir('audio')})")
@@ -71,9 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tokenizer", default=None, help="SentencePiece .model (default: the thinker export's)")
     p.add_argument("--freeze", default=None, help=f"comma-separated parts to keep fixed (overrides data.freeze); "
                                                   f"parts: {','.join(PARTS)}; '' freezes nothing")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
-    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
-    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
     return p.parse_args(argv)
 
 
@@ -109,9 +103,8 @@ def main(argv=None) -> int:
     data_cfg: OmniSftDataConfig = preset["data"]
     if args.freeze is not None:
         data_cfg = OmniSftDataConfig(**{**vars(data_cfg), "freeze": [p for p in args.freeze.split(",") if p]})
-    cfg: TrainConfig = override(preset["train"], device=args.device, precision=args.precision,
-                                max_steps=args.max_steps)
-    run_dir = Path(args.out or f"runs/omni_sft-{Path(args.config).stem}")
+    cfg: TrainConfig = command_line_overrides(preset["train"], args)
+    run_dir = default_run_dir(args, "omni_sft")
     world = Path(args.data or data_cfg.world)
     sources = part_exports(args)                       # before anything starts: a missing export stops here
     ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device

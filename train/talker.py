@@ -39,11 +39,11 @@ from omni.models.rvq import RVQ, CodecConfig  # noqa: E402
 from omni.models.talker import TalkerConfig, TalkerTiny, talker_loss  # noqa: E402
 from omni.pipelines.tts import check_parts  # noqa: E402
 from omni.tokenizer import BPETokenizer  # noqa: E402
-from omni.training import ShuffledBatches, TrainConfig, fit, load_exported, load_preset, override, setup  # noqa: E402
+from omni.training import ShuffledBatches, TrainConfig, fit, load_exported, load_preset, setup  # noqa: E402
 from omni.training.distributed import barrier  # noqa: E402
 from omni.training.speech import (CODEC_FINGERPRINT, clip_mels, codec_fingerprint, pad_talker_batch,  # noqa: E402
                                   split_records, talker_items)
-from omni.training.stage import export_dir, resolve_tokenizer  # noqa: E402
+from omni.training.stage import command_line_overrides, default_run_dir, export_dir, resolve_tokenizer, stage_parser  # noqa: E402
 
 
 @dataclass
@@ -54,16 +54,10 @@ class TalkerDataConfig:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train/talker.py", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/talker/smoke.json")
-    p.add_argument("--data", default=None, help="synthetic-world folder (overrides data.world)")
+    p = stage_parser("talker", __doc__, data_help="synthetic-world folder (overrides data.world)")
     p.add_argument("--codec", default=str(export_dir("codec")), help="exported codec (train/codec.py's export/)")
     p.add_argument("--tokenizer", default=None, help="the shared SentencePiece .model (default: the run's, "
                                                      "else trained on the world's tokenizer_corpus.txt)")
-    p.add_argument("--out", default=None, help="run directory (default runs/talker-<preset>)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
-    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
-    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
     return p.parse_args(argv)
 
 
@@ -76,9 +70,8 @@ def main(argv=None) -> int:
     preset = load_preset(args.config, {"model": TalkerConfig, "data": TalkerDataConfig, "train": TrainConfig})
     model_cfg: TalkerConfig = preset["model"]
     data_cfg: TalkerDataConfig = preset["data"]
-    cfg: TrainConfig = override(preset["train"], device=args.device, precision=args.precision,
-                                max_steps=args.max_steps)
-    run_dir = Path(args.out or f"runs/talker-{Path(args.config).stem}")
+    cfg: TrainConfig = command_line_overrides(preset["train"], args)
+    run_dir = default_run_dir(args, "talker")
     world = Path(args.data or data_cfg.world)
     ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 

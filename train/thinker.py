@@ -33,10 +33,10 @@ if __package__ in (None, ""):                     # `python train/thinker.py` fr
 
 from omni.models.thinker import ThinkerConfig, ThinkerLM  # noqa: E402
 from omni.tokenizer import BPETokenizer  # noqa: E402
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, override, setup  # noqa: E402
+from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup  # noqa: E402
 from omni.training.distributed import barrier  # noqa: E402
 from omni.training.lm import bits_per_char, count_chars, encode_lines, next_token_loss, pack_windows  # noqa: E402
-from omni.training.stage import resolve_tokenizer, world_file  # noqa: E402
+from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file  # noqa: E402
 
 
 @dataclass
@@ -55,14 +55,8 @@ def read_lines(path: Path) -> list[str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train/thinker.py", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/thinker/smoke.json")
-    p.add_argument("--data", default=None, help="world folder or corpus text file (overrides data.corpus)")
-    p.add_argument("--out", default=None, help="run directory (default runs/thinker-<preset>)")
+    p = stage_parser("thinker", __doc__, data_help="world folder or corpus text file (overrides data.corpus)")
     p.add_argument("--tokenizer", default=None, help="existing SentencePiece .model (default: reuse or train one)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
-    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
-    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
     return p.parse_args(argv)
 
 
@@ -75,9 +69,8 @@ def main(argv=None) -> int:
     preset = load_preset(args.config, {"model": ThinkerConfig, "data": ThinkerDataConfig, "train": TrainConfig})
     model_cfg: ThinkerConfig = preset["model"]
     data_cfg: ThinkerDataConfig = preset["data"]
-    cfg: TrainConfig = override(preset["train"], device=args.device, precision=args.precision,
-                                max_steps=args.max_steps)
-    run_dir = Path(args.out or f"runs/thinker-{Path(args.config).stem}")
+    cfg: TrainConfig = command_line_overrides(preset["train"], args)
+    run_dir = default_run_dir(args, "thinker")
     ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 
     # =========================================================================

@@ -29,11 +29,11 @@ if __package__ in (None, ""):                     # `python train/vision.py` fro
 from omni.data.quality import load_checked  # noqa: E402
 from omni.models.contrastive import ContrastiveConfig, ContrastiveModel  # noqa: E402
 from omni.tokenizer import BPETokenizer  # noqa: E402
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, override, setup  # noqa: E402
+from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup  # noqa: E402
 from omni.training.contrastive import (CaptionImages, collate_captions, contrastive_loss,  # noqa: E402
                                        distinct_captions, retrieval_top1)
 from omni.training.distributed import barrier  # noqa: E402
-from omni.training.stage import resolve_tokenizer, world_file  # noqa: E402
+from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file  # noqa: E402
 
 
 @dataclass
@@ -49,14 +49,8 @@ class VisionDataConfig:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train/vision.py", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="preset JSON, e.g. train/configs/vision/smoke.json")
-    p.add_argument("--data", default=None, help="world folder (overrides data.world)")
-    p.add_argument("--out", default=None, help="run directory (default runs/vision-<preset>)")
+    p = stage_parser("vision", __doc__, data_help="world folder (overrides data.world)")
     p.add_argument("--tokenizer", default=None, help="the Thinker's SentencePiece .model (default: reuse or train)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
-    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
-    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
     return p.parse_args(argv)
 
 
@@ -69,9 +63,8 @@ def main(argv=None) -> int:
     preset = load_preset(args.config, {"model": ContrastiveConfig, "data": VisionDataConfig, "train": TrainConfig})
     model_cfg: ContrastiveConfig = preset["model"]
     data_cfg: VisionDataConfig = preset["data"]
-    cfg: TrainConfig = override(preset["train"], device=args.device, precision=args.precision,
-                                max_steps=args.max_steps)
-    run_dir = Path(args.out or f"runs/vision-{Path(args.config).stem}")
+    cfg: TrainConfig = command_line_overrides(preset["train"], args)
+    run_dir = default_run_dir(args, "vision")
     ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 
     # =========================================================================

@@ -17,12 +17,38 @@ Conventions (docs/training.md):
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
 from omni.tokenizer import DEFAULT_VOCAB_SIZE, BPETokenizer
 
 CHECKPOINTS = Path("checkpoints")
+
+
+def stage_parser(stage: str, doc: str, data_help: str = "synthetic-world folder (overrides data.world)"
+                 ) -> argparse.ArgumentParser:
+    """The options every ``train/<stage>.py`` takes; the script adds its own after these."""
+    p = argparse.ArgumentParser(prog=f"train/{stage}.py", description=doc.splitlines()[0])
+    p.add_argument("--config", required=True, help=f"preset JSON, e.g. train/configs/{stage}/smoke.json")
+    p.add_argument("--data", default=None, help=data_help)
+    p.add_argument("--out", default=None, help=f"run directory (default runs/{stage}-<preset>)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
+    p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
+    p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
+    return p
+
+
+def command_line_overrides(train_cfg, args: argparse.Namespace):
+    """The preset's TrainConfig with --device, --precision and --max-steps applied."""
+    from omni.training.loop import override
+
+    return override(train_cfg, device=args.device, precision=args.precision, max_steps=args.max_steps)
+
+
+def default_run_dir(args: argparse.Namespace, name: str) -> Path:
+    """``--out``, else ``runs/<name>-<preset file stem>``."""
+    return Path(args.out or f"runs/{name}-{Path(args.config).stem}")
 
 
 def export_dir(stage: str, root: str | Path = CHECKPOINTS) -> Path:
@@ -73,7 +99,7 @@ def resolve_tokenizer(run_dir: str | Path, world: str | Path | None = None, give
         say(f"[tokenizer] reusing {target}")
     else:
         if world is None:
-            raise FileNotFoundError(f"no tokenizer: pass --tokenizer PATH, or a world folder to train one on")
+            raise FileNotFoundError("no tokenizer: pass --tokenizer PATH, or a world folder to train one on")
         corpus = world_file(world, "tokenizer_corpus.txt")
         BPETokenizer.train(corpus, target, vocab_size=vocab_size)
         say(f"[tokenizer] trained on {corpus} → {target}")
