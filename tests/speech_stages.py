@@ -32,13 +32,9 @@ def train(stage: str, *args: str) -> None:
 
 @pytest.fixture(scope="session")
 def speech_world(tmp_path_factory) -> Path:
-    if "world" not in _CACHE:
-        from omni.data.synth import build
+    from stage_world import small_world      # one small world for every stage test (read only)
 
-        world = tmp_path_factory.mktemp("speech_world")
-        build(world, size="small", seed=0, progress=False)
-        _CACHE["world"] = world
-    return _CACHE["world"]
+    return small_world(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

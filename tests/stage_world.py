@@ -6,11 +6,11 @@ stage test asks first (~3 s); later callers find its card.json and reuse it.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import torch
+
+from omni.commands.train import load_stage_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,11 +26,7 @@ def small_world(tmp_path_factory) -> Path:
 
 def load_stage(stage: str):
     """Import train/<stage>.py as a module (as `omni train` does)."""
-    spec = importlib.util.spec_from_file_location(f"train_{stage}_script", ROOT / f"train/{stage}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module            # dataclasses in the script look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return load_stage_script(stage)
 
 
 def run_stage(stage: str, argv: list[str]) -> int:

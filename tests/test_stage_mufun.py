@@ -1,7 +1,5 @@
 """MuFun's training recipe on the tiny configuration: warm-up (connector only), then full fine-tuning."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +14,14 @@ from omni.mufun.qwen3 import IGNORE_INDEX
 from omni.tokenizer import BOS_ID, EOS_ID, BPETokenizer
 from omni.training import TrainConfig, load_exported, load_preset, read_metrics
 from omni.training.checkpoint import export_safetensors
+from omni.commands.train import load_stage_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "train/configs/mufun/smoke.json"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("train_mufun_script", ROOT / "train/mufun.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_stage_script("mufun")
 
 
 SCRIPT = load_script()

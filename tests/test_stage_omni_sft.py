@@ -1,9 +1,7 @@
 """Stage omni_sft: the smoke preset on a small synthetic world; answer-only labels; strict warm start."""
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,17 +18,14 @@ from omni.training import TrainConfig, load_exported, load_preset, read_metrics
 from omni.training.checkpoint import CheckpointError, export_safetensors
 from omni.training.sft import AllMaskedError, DialogueDataset, fuse_batch, sft_loss
 from omni.training.warm_start import PartSource, load_part
+from omni.commands.train import load_stage_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "train/configs/omni_sft/smoke.json"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("train_omni_sft_script", ROOT / "train/omni_sft.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_stage_script("omni_sft")
 
 
 SCRIPT = load_script()
@@ -51,11 +46,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from omni.data.synth import build
+    from stage_world import small_world      # one small world for every stage test (read only)
 
-    out = tmp_path_factory.mktemp("omni_sft_world")
-    build(out, size="small", seed=0, progress=False)
-    return out
+    return small_world(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """Stage 1 smoke run: train/thinker.py on a small generated corpus; loss falls; checkpoint and export load strictly."""
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.tokenizer import BPETokenizer
 from omni.training import load_exported, read_checkpoint, read_metrics
 from omni.training.checkpoint import load_model_state
+from omni.commands.train import load_stage_script
 from training_toy import one_thread  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,11 +30,7 @@ def write_corpus(path: Path, n: int = 600) -> Path:
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("train_thinker_script", ROOT / "train/thinker.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_stage_script("thinker")
 
 
 @pytest.fixture(scope="module")
