@@ -78,12 +78,9 @@ def read_asr_csv(path: str | os.PathLike, audio_col: str = "audio", text_col: st
     return out
 
 
-def read_asr_jsonl(path: str | os.PathLike, audio_key: str = "audio", text_key: str = "text",
-                   speaker_key: str | None = None) -> list[SpeechRecord]:
-    """JSON lines with an audio path and a transcript (e.g. NeMo-style manifests
-    with ``audio_key="audio_filepath"``)."""
-    path = _need_file(Path(path))
-    out = []
+def _jsonl_rows(path: Path, keys: tuple[str, ...]):
+    """(line number, object) for each non-blank line of a JSONL file that has every key in ``keys``;
+    invalid JSON or a missing key is a ManifestError naming file:line."""
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -92,13 +89,21 @@ def read_asr_jsonl(path: str | os.PathLike, audio_key: str = "audio", text_key: 
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ManifestError(f"{path}:{lineno}: invalid JSON: {e}") from e
-            for k in (audio_key, text_key) + ((speaker_key,) if speaker_key else ()):
+            for k in keys:
                 if k not in row:
                     raise ManifestError(f"{path}:{lineno}: no key {k!r} (keys: {sorted(row)})")
-            out.append(SpeechRecord(id=f"{path.name}:{lineno}", audio=path.parent / row[audio_key],
-                                    text=str(row[text_key]), duration=None,
-                                    speaker=str(row[speaker_key]) if speaker_key else ""))
-    return out
+            yield lineno, row
+
+
+def read_asr_jsonl(path: str | os.PathLike, audio_key: str = "audio", text_key: str = "text",
+                   speaker_key: str | None = None) -> list[SpeechRecord]:
+    """JSON lines with an audio path and a transcript (e.g. NeMo-style manifests
+    with ``audio_key="audio_filepath"``)."""
+    path = _need_file(Path(path))
+    keys = (audio_key, text_key) + ((speaker_key,) if speaker_key else ())
+    return [SpeechRecord(id=f"{path.name}:{lineno}", audio=path.parent / row[audio_key], text=str(row[text_key]),
+                         duration=None, speaker=str(row[speaker_key]) if speaker_key else "")
+            for lineno, row in _jsonl_rows(path, keys)]
 
 
 def read_librispeech(root: str | os.PathLike, audio_ext: str = ".flac") -> list[SpeechRecord]:
@@ -153,21 +158,9 @@ def read_coco_captions(json_path: str | os.PathLike, image_dir: str | os.PathLik
 def read_caption_jsonl(path: str | os.PathLike, image_key: str = "image",
                        caption_key: str = "caption") -> list[CaptionRecord]:
     path = _need_file(Path(path))
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{path}:{lineno}: invalid JSON: {e}") from e
-            for k in (image_key, caption_key):
-                if k not in row:
-                    raise ManifestError(f"{path}:{lineno}: no key {k!r} (keys: {sorted(row)})")
-            out.append(CaptionRecord(id=f"{path.name}:{lineno}", image=path.parent / row[image_key],
-                                     caption=str(row[caption_key]).strip()))
-    return out
+    return [CaptionRecord(id=f"{path.name}:{lineno}", image=path.parent / row[image_key],
+                          caption=str(row[caption_key]).strip())
+            for lineno, row in _jsonl_rows(path, (image_key, caption_key))]
 
 
 # ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from torch import nn
 from omni import trace
 from omni.models.thinker import check_finite
 from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding
+from omni.nn.init import init_normal
 
 
 @dataclass
@@ -90,14 +91,7 @@ class TalkerTiny(nn.Module):
         self.base_head = nn.Linear(cfg.d_model, cfg.codebook_size, bias=False)
         self.res_head = nn.Linear(cfg.d_model, cfg.codebook_size, bias=False)
         self.stop_head = nn.Linear(cfg.d_model, 1)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+        self.apply(init_normal)
 
     def cache_spec(self) -> tuple[int, int, int, int]:
         """(n_layers, n_kv_heads, head_dim, ctx_len), what :meth:`KVCache.for_model` needs."""

@@ -18,6 +18,7 @@ from torch import nn
 
 from omni import trace
 from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding
+from omni.nn.init import init_normal
 
 
 @dataclass
@@ -59,14 +60,7 @@ class ThinkerLM(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None:
-                nn.init.zeros_(m.bias)
+        self.apply(init_normal)
 
     def cache_spec(self) -> tuple[int, int, int, int]:
         """(n_layers, n_kv_heads, head_dim, ctx_len), what :meth:`KVCache.for_model` needs."""

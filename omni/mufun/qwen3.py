@@ -27,6 +27,7 @@ from omni import trace
 from omni.models.thinker import check_finite
 from omni.mufun.config import Qwen3Config
 from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding
+from omni.nn.init import init_normal
 
 HF_PREFIX = "model."          # HF: model.embed_tokens, model.layers.*, model.norm; lm_head at the top
 IGNORE_INDEX = -100           # label value that the loss skips (audio positions, prompt, padding)
@@ -53,7 +54,7 @@ class Qwen3LM(nn.Module):
         if cfg.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
         if self.embed_tokens.weight.device.type != "meta":     # nothing to initialise in a dry run
-            self.apply(_init_weights)
+            self.apply(init_normal)
 
     def cache_spec(self) -> tuple[int, int, int, int]:
         """(n_layers, n_kv_heads, head_dim, ctx_len) for :meth:`KVCache.for_model`."""
@@ -126,10 +127,3 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
                            ignore_index=IGNORE_INDEX)
     check_finite(loss, "Qwen3 loss")
     return loss
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(m.weight, mean=0.0, std=0.02)
-        if isinstance(m, nn.Linear) and m.bias is not None:
-            nn.init.zeros_(m.bias)
