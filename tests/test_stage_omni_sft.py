@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from omni.data.coverage import question_type
 from omni.data.dialogue import build_parts
 from omni.data.manifest import Message, read_manifest
 from omni.evaluation.omni_sft import evaluate, normalize_answer
@@ -82,10 +83,25 @@ def test_smoke_loss_falls_and_export_loads_strictly(smoke_run, world):
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), k
 
-    metrics = evaluate(smoke_run / "export", world, split="test", limit=3, max_new_tokens=4)
-    assert [m.name.split(" (")[0] for m in metrics] == ["image-QA accuracy", "audio-QA accuracy"]
-    assert metrics[0].goal == "≥ 95 %" and metrics[0].met == (metrics[0].value >= 95)
-    assert all(0 <= m.value <= 100 for m in metrics)
+    metrics = evaluate(smoke_run / "export", world, split="test", limit=12, max_new_tokens=4, asr_clips=2)
+    names = [m.name for m in metrics]
+    by_name = {m.name.split(" (")[0].split(" [")[0].strip(): m for m in metrics}
+    assert by_name["image-QA accuracy"].goal == "≥ 97 %"
+    assert by_name["image-QA accuracy"].met == (by_name["image-QA accuracy"].value >= 97)
+    assert by_name["audio-QA accuracy"].goal == "≥ 90 %"
+    for kind in ("image", "audio"):
+        assert f"{kind}-QA blind baseline" in by_name and f"{kind}-QA answer-prior baseline" in by_name
+        margin = by_name[f"{kind}-QA blind − answer prior"]
+        assert margin.value == pytest.approx(by_name[f"{kind}-QA blind baseline"].value
+                                             - by_name[f"{kind}-QA answer-prior baseline"].value)
+    # one row per question type asked among the first 12 image questions, each with its own goal
+    asked = {question_type(r.question) for r in read_manifest(world / "image_qa_test.jsonl", "image_qa")[:12]}
+    type_rows = [m for m in metrics if m.name.lstrip().startswith("image-QA · ")]
+    assert sorted(m.name.split("· ")[1].split(" [")[0] for m in type_rows) == sorted(asked)
+    assert all(m.goal == "≥ 90 %" for m in type_rows)
+    assert sum(int(m.name.split("[")[1].split("]")[0]) for m in type_rows) == 12
+    assert any(n.startswith("ASR through the omni model") for n in names)
+    assert all(0 <= m.value <= 100 for m in metrics if m.unit == "%" and "CER" not in m.name)
 
 
 def test_missing_export_without_from_scratch_is_an_error(world, tmp_path, monkeypatch):

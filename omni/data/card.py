@@ -12,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+from omni.data.coverage import question_type_counts
 from omni.data.grammar import PUNCT, Grammar, bits_per_char
 
 SPLITS = ("train", "val", "test")
@@ -42,6 +43,7 @@ def write_card(out: Path, grammar: Grammar, rows: dict[tuple[str, str], list[dic
         "seed": seed,
         "size": size,
         "counts": counts,
+        "question_types": question_type_counts(rows),
         "audio_seconds": {"speech": stats["speech"]["seconds"], "sounds": stats["sounds"]["seconds"]},
         "files": files,
         "entropy": {
@@ -69,6 +71,13 @@ def card_markdown(card: dict) -> str:
              "## Manifests (rows per split)", "", "| task | train | val | test |", "|---|---:|---:|---:|"]
     for task, c in card["counts"].items():
         lines.append(f"| {task} | {c['train']} | {c['val']} | {c['test']} |")
+    lines += ["", "## Questions per type (rows per split)", "",
+              "`image_qa`/`audio_qa` are the QA manifests; `sft image-qa`/`sft audio-qa` count the turns of the "
+              "omni dialogues (what omni_sft trains on).", "",
+              "| task | question type | train | val | test |", "|---|---|---:|---:|---:|"]
+    for task, types in card.get("question_types", {}).items():
+        for qtype, c in types.items():
+            lines.append(f"| {task} | {qtype} | {c.get('train', 0)} | {c.get('val', 0)} | {c.get('test', 0)} |")
     lines += ["", "## Audio (seconds)", "", "| | train | val | test |", "|---|---:|---:|---:|"]
     for kind, secs in card["audio_seconds"].items():
         lines.append(f"| {kind} | {secs['train']} | {secs['val']} | {secs['test']} |")

@@ -161,9 +161,9 @@ def load_example(record: SftRecord, tokenizer, image_size: int) -> DialogueExamp
     return DialogueExample(record.id, parts, prompt_tokens, answer)
 
 
-def token_count(record: SftRecord, tokenizer) -> tuple[int, int]:
+def token_count(record: SftRecord, tokenizer, image_tokens: int = 1) -> tuple[int, int]:
     """(fused length, longest clip's tokens) of a record, from file headers only (no decoding):
-    text tokens + 1 per image + ``output_length(T // 160)`` per clip."""
+    text tokens + ``image_tokens`` per image (1: the seed's CLS) + ``output_length(T // 160)`` per clip."""
     import soundfile as sf
 
     from omni.audio.io import SAMPLE_RATE
@@ -177,4 +177,4 @@ def token_count(record: SftRecord, tokenizer) -> tuple[int, int]:
         info = sf.info(str(path))
         seconds = (seg[1] - seg[0]) if seg is not None else info.frames / info.samplerate
         clips.append(encoder_frames(int(seconds * SAMPLE_RATE)))
-    return n_text + len(record.images) + sum(clips), max(clips, default=0)
+    return n_text + image_tokens * len(record.images) + sum(clips), max(clips, default=0)

@@ -53,6 +53,7 @@ IMAGE_MARKER = "<image>"
 AUDIO_MARKER = "<audio>"
 IGNORE_INDEX = -100                      # label of positions the loss skips (media, prompt, padding)
 AUDIO_POLICIES = ("error", "truncate")
+VISION_TOKENS = ("cls", "patches")      # the seed's one CLS token, or CLS + every patch token
 MEL_FRAMES_PER_TOKEN = 4                 # two stride-2 convolutions
 _MARKERS = re.compile(f"({re.escape(IMAGE_MARKER)}|{re.escape(AUDIO_MARKER)})")
 
@@ -64,6 +65,7 @@ class OmniConfig:
     audio: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
     audio_token_policy: str = "error"    # a clip over the audio-token limit: "error" or "truncate" (logged)
     audio_token_divisor: int = 4         # audio tokens per clip ≤ ctx_len // this (128 at ctx 512)
+    vision_tokens: str = "cls"           # "cls": 1 token per image (the seed); "patches": CLS + N patch tokens
 
     def __post_init__(self):
         # Built from a checkpoint's JSON: sub-configs arrive as dicts; Config(**d) rejects unknown keys.
@@ -73,6 +75,13 @@ class OmniConfig:
         if self.audio_token_policy not in AUDIO_POLICIES:
             raise ValueError(f"audio_token_policy must be one of {AUDIO_POLICIES}, got {self.audio_token_policy!r}")
         assert self.audio_token_divisor >= 1, f"audio_token_divisor must be ≥ 1, got {self.audio_token_divisor}"
+        if self.vision_tokens not in VISION_TOKENS:
+            raise ValueError(f"vision_tokens must be one of {VISION_TOKENS}, got {self.vision_tokens!r}")
+
+    @property
+    def image_tokens(self) -> int:
+        """Thinker positions one image takes: 1 (CLS) or 1 + N patches (50 for 224 px with 32 px patches)."""
+        return 1 if self.vision_tokens == "cls" else 1 + self.vision.n_patches
 
     @property
     def max_audio_tokens(self) -> int:
@@ -137,10 +146,12 @@ class OmniModel(nn.Module):
 
     # -- one modality at a time ------------------------------------------------
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels (B, 3, 224, 224) → one image token (B, 1, d_model)."""
+        """pixels (B, 3, 224, 224) → image tokens (B, image_tokens, d_model): the CLS alone (the seed's
+        one token) or, with ``vision_tokens="patches"``, the CLS followed by the N patch tokens."""
         with trace.stage("vision"):
-            cls, _ = self.vision(pixels)                                            # (B, 1, 128)
-            return trace.record("proj_v", self.proj_v(cls), "image token in the Thinker's space")
+            cls, patches = self.vision(pixels)                                      # (B, 1, 128), (B, N, 128)
+            tokens = cls if self.cfg.vision_tokens == "cls" else torch.cat([cls, patches], dim=1)
+            return trace.record("proj_v", self.proj_v(tokens), "image token(s) in the Thinker's space")
 
     def audio_token_count(self, n_frames: int, policy: str | None = None, what: str = "audio clip") -> int:
         """Tokens a clip of ``n_frames`` mel frames will give after the policy (raises under "error")."""
@@ -188,7 +199,7 @@ class OmniModel(nn.Module):
                 assert x.dim() == 2, f"text ids must be (B, n), got {tuple(x.shape)}"
                 counts.append(x.shape[1])
             elif kind == "image":
-                counts.append(1)
+                counts.append(self.cfg.image_tokens)
             elif kind == "audio":
                 assert x.dim() == 3, f"audio mel must be (B, F, n_mels), got {tuple(x.shape)}"
                 counts.append(self.audio_token_count(x.shape[1], audio_policy, what=f"audio (part {i})"))

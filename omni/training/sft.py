@@ -56,7 +56,7 @@ def fit_to_context(records: Sequence, tokenizer, model_cfg) -> tuple[list, Lengt
     ctx, per_clip = model_cfg.thinker.ctx_len, model_cfg.max_audio_tokens
     kept, dropped, longest = [], Counter(), 0
     for r in records:
-        total, clip = token_count(r, tokenizer)
+        total, clip = token_count(r, tokenizer, model_cfg.image_tokens)
         if clip > per_clip:
             dropped[f"with a clip over {per_clip} audio tokens"] += 1
         elif total > ctx:
