@@ -115,7 +115,9 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
 
 def _add_inference(sub) -> None:
     c = sub.add_parser("chat", help="ask the omni model (omni_sft export) a question, streaming the answer")
-    c.add_argument("question", help="the question; <image>/<audio> markers place the media (default: in front)")
+    c.add_argument("question", nargs="+",
+                   help="the question; <image>/<audio> markers place the media (default: in front). Several "
+                        "questions are one conversation, asked in turn: each places its own media with markers")
     c.add_argument("--image", action="append", metavar="PATH", help="an image file (repeat for more)")
     c.add_argument("--audio", action="append", metavar="PATH", help="an audio file (repeat for more)")
     c.add_argument("--ckpt", default=None, help="export folder (default checkpoints/omni_sft/export, "

@@ -27,7 +27,7 @@ import torch
 
 from omni import trace
 from omni.demo_args import add_demo_arguments
-from omni.evaluation import Metric, format_table
+from omni.evaluation import Metric, format_table, metrics_to_json
 
 STAGE_ORDER = ("thinker", "audio", "vision", "codec", "talker", "omni_sft")
 TEXT_STAGES = ("vision", "talker", "omni_sft")   # take the Thinker's tokenizer
@@ -56,15 +56,16 @@ def say(msg: str) -> None:
 # 1. the world
 # ---------------------------------------------------------------------------
 def build_world(plan: DemoPlan) -> None:
-    from omni.data.synth import build
+    from omni.data.synth import GENERATOR_VERSION, build
 
     if (plan.world / "card.json").is_file():
         card = json.loads((plan.world / "card.json").read_text())
-        if card.get("size") == plan.world_size:
-            say(f"[world] reusing {plan.world} ({plan.world_size})")
+        if card.get("size") == plan.world_size and card.get("generator") == GENERATOR_VERSION:
+            say(f"[world] reusing {plan.world} ({plan.world_size}, {GENERATOR_VERSION})")
             return
-        raise RuntimeError(f"{plan.world} holds a {card.get('size')!r} world, the demo wants {plan.world_size!r}: "
-                           f"remove it or pass --world DIR")
+        raise RuntimeError(f"{plan.world} holds a {card.get('size')!r} world made by {card.get('generator')!r}; "
+                           f"the demo wants {plan.world_size!r} from {GENERATOR_VERSION!r}: remove it (rebuilding "
+                           f"takes seconds) or pass --world DIR")
     say(f"[world] building the {plan.world_size} synthetic world in {plan.world}")
     build(plan.world, size=plan.world_size, seed=0)
 
@@ -315,9 +316,11 @@ def run(args: argparse.Namespace) -> int:
     plan.timings["pipelines"] = time.perf_counter() - t0
     plan.timings["total"] = time.perf_counter() - t_start
     report = write_report(plan, metrics, sections)
+    (out / "metrics.json").write_text(metrics_to_json(metrics) + "\n", encoding="utf-8")
     say("\n" + format_table(metrics))
     say(f"\n[demo] done in {plan.timings['total']:.0f} s")
     say(f"[demo] report:      {report}")
+    say(f"[demo] metrics:     {out / 'metrics.json'} (one object per table row)")
     say(f"[demo] checkpoints: {plan.ckpt_root}/<stage>/export")
     say(f"[demo] sounds:      {out / 'heard.wav'}, {out / 'sound.wav'}, {out / 'spoken.wav'}")
     say(f"[demo] traces:      {out / 'traces'}/")

@@ -1,5 +1,6 @@
 """`omni demo --smoke`: the main job end to end in seconds, and every artefact it promises."""
 
+import json
 import re
 import subprocess
 import sys
@@ -65,6 +66,19 @@ def test_report_links_resolve_and_sections_exist(demo):
     for stage in ("thinker", "audio", "vision", "codec", "talker", "omni_sft"):
         assert re.search(rf"^\| {stage} +\| ", report, re.M), f"no {stage} row in the evaluation table"
     assert "image-QA accuracy" in report and "TTS round-trip CER" in report
+
+
+def test_metrics_json_holds_every_table_row(demo):
+    out, _ = demo
+    rows = json.loads((out / "metrics.json").read_text())
+    assert {r["stage"] for r in rows} == {"thinker", "audio", "vision", "codec", "talker", "omni_sft"}
+    assert all(set(r) == {"stage", "metric", "value", "unit", "goal", "met"} for r in rows)
+    report = (out / "report.md").read_text()
+    for r in rows:
+        assert r["metric"].replace("|", "\\|") in report, f"metrics.json row {r['metric']!r} is not in report.md"
+    sft = [r["metric"] for r in rows if r["stage"] == "omni_sft"]
+    assert any("blind baseline" in m for m in sft) and any("answer-prior" in m for m in sft)
+    assert any(m.lstrip().startswith("image-QA · ") for m in sft)
 
 
 def test_traces_hold_the_documented_shapes(demo):

@@ -67,8 +67,8 @@ def test_table_by_stage_and_json():
     assert lines[0].startswith("| stage | metric |")
     assert lines[2].startswith("| audio | CER ") and lines[3].startswith("| codec | SNR ")
     rows = json.loads(metrics_to_json(results))
-    assert rows == [{"stage": "audio", "name": "CER", "value": 4.0, "unit": "%", "goal": "≤ 10 %", "met": True},
-                    {"stage": "codec", "name": "SNR", "value": 12.5, "unit": "dB", "goal": "", "met": None}]
+    assert rows == [{"stage": "audio", "metric": "CER", "value": 4.0, "unit": "%", "goal": "≤ 10 %", "met": True},
+                    {"stage": "codec", "metric": "SNR", "value": 12.5, "unit": "dB", "goal": "", "met": None}]
     with pytest.raises(TypeError, match="stage codec.*got dict"):
         format_table({"codec": [{"name": "SNR"}]})
 
@@ -128,7 +128,7 @@ def test_eval_prints_the_stage_table(capsys, probe):
     assert rc == 0
     rows = json.loads(out)                                  # stdout is pure JSON
     assert "probe: counting" in err and "probe: counting" not in out
-    assert rows[0] == {"name": "parameters", "value": probe["n_params"], "unit": "", "goal": "", "met": None}
+    assert rows[0] == {"metric": "parameters", "value": probe["n_params"], "unit": "", "goal": "", "met": None}
     assert rows[1]["value"] == 3 and rows[1]["met"] is True
 
 

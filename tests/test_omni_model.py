@@ -268,3 +268,44 @@ def test_prefill_happens_once(model):
         mm_pipe.generate_multimodal(model, f, SamplingConfig(max_new_tokens=4), eos_id=None)
     assert tr.shapes("generate.prefill") == [(1, 30)]
     assert tr.shapes("thinker.embed") == [(1, 1, 256)]        # the one decode step shown in full
+
+
+# ---------------------------------------------------------------- many rows, one encoder call each
+def test_fuse_rows_equals_each_row_fused_alone():
+    """Training encodes every image of a batch in one ViTTiny call and every clip (of different lengths)
+    in one padded AudioEncoderTiny call; each row must equal fuse_parts of that row alone."""
+    torch.manual_seed(0)
+    cfg = OmniConfig(thinker=ThinkerConfig(vocab_size=400, ctx_len=128, n_layers=1),
+                     vision=VisionConfig(n_layers=1, image_size=64, patch_size=16),
+                     audio=AudioEncoderConfig(n_layers=1), vision_tokens="patches", audio_token_divisor=2)
+    m = OmniModel(cfg).eval()
+    ids = lambda n: torch.arange(1, n + 1)                                            # noqa: E731
+    img = lambda s: torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(s))  # noqa: E731
+    rows = [[("text", ids(3)), ("image", img(1)), ("text", ids(5))],
+            [("text", ids(2)), ("audio", mel(2, frames=180)[0]), ("text", ids(4))],
+            [("text", ids(2)), ("image", img(3)), ("audio", mel(4, frames=61)[0]), ("text", ids(1))],
+            [("text", ids(7))]]
+    with torch.no_grad():
+        together = m.fuse_rows(rows)
+        for row, fused in zip(rows, together):
+            alone = m.fuse_parts([(kind, x[None]) for kind, x in row])
+            assert fused.counts() == alone.counts()
+            assert torch.equal(fused.token_ids, alone.token_ids)
+            torch.testing.assert_close(fused.embeds, alone.embeds, atol=1e-5, rtol=1e-5)
+    assert together[0].positions("image")[0].length == 1 + cfg.vision.n_patches == 17
+
+
+def test_vision_tokens_option():
+    torch.manual_seed(0)
+    base = dict(thinker=ThinkerConfig(vocab_size=400, ctx_len=64, n_layers=1),
+                vision=VisionConfig(n_layers=1, image_size=64, patch_size=16), audio=AudioEncoderConfig(n_layers=1))
+    assert OmniConfig(**base).image_tokens == 1                                      # the seed's layout
+    m = OmniModel(OmniConfig(**base, vision_tokens="patches")).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        tokens = m.encode_image(x)
+        cls, patches = m.vision(x)
+    assert tokens.shape == (2, 17, 256)
+    torch.testing.assert_close(tokens, m.proj_v(torch.cat([cls, patches], dim=1)))
+    with pytest.raises(ValueError, match="vision_tokens must be one of"):
+        OmniConfig(**base, vision_tokens="grid")

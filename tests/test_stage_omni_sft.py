@@ -17,7 +17,7 @@ from omni.models.thinker import ThinkerLM
 from omni.tokenizer import BOS_ID, EOS_ID, BPETokenizer
 from omni.training import TrainConfig, load_exported, load_preset, read_metrics
 from omni.training.checkpoint import CheckpointError, export_safetensors
-from omni.training.sft import AllMaskedError, DialogueDataset, fuse_batch, sft_loss
+from omni.training.sft import AllMaskedError, DialogueDataset, answer_loss, fuse_batch, sft_loss
 from omni.training.warm_start import PartSource, load_part
 from omni.commands.train import load_stage_script
 
@@ -208,3 +208,19 @@ def test_thinker_export_starts_the_thinker_and_brings_its_tokenizer(world, token
         BPETokenizer.train(world / "corpus_train.txt", other, vocab_size=300)
         SCRIPT.main(["--config", str(SMOKE), "--data", str(world), "--out", str(tmp_path / "run2"),
                      "--thinker", str(export), "--tokenizer", str(other), "--from-scratch"])
+
+
+def test_answer_logits_equal_the_full_heads_at_the_answer_positions(world, tokenizer):
+    """sft_loss runs the 5000-way head only where an answer token is predicted: same loss as the full logits."""
+    cfg = smoke_preset()["model"]
+    torch.manual_seed(0)
+    model = OmniModel(cfg)
+    records = read_manifest(world / "sft_train.jsonl", "sft")[:6]
+    batch = [DialogueDataset(records, tokenizer, cfg.vision.image_size)[i] for i in range(6)]
+    loss, counts = sft_loss(model, batch)
+    embeds, labels, _ = fuse_batch(model, batch)
+    full = answer_loss(model.thinker(embeds=embeds), labels)
+    torch.testing.assert_close(loss, full, atol=1e-5, rtol=1e-5)
+    assert counts["tokens"] == int((labels[:, 1:] != IGNORE_INDEX).sum())
+    loss.backward()
+    assert model.vision.proj.weight.grad is not None and model.proj_v.weight.grad.abs().sum() > 0

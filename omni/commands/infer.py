@@ -41,12 +41,14 @@ def _say(text: str) -> None:
 def cmd_chat(args) -> int:
     from omni.audio.tiny_mel import log_mel_file
     from omni.images import load_image
-    from omni.pipelines.chat import chat
+    from omni.pipelines.chat import chat, converse
 
     images, audios = args.image or [], args.audio or []
     stage = "thinker" if args.text_only else "omni_sft"
     if args.text_only and (images or audios):
         raise ValueError("--text-only uses the Thinker alone; it cannot take --image or --audio")
+    if args.text_only and len(args.question) > 1:
+        raise ValueError("--text-only answers one question; a conversation needs the omni_sft checkpoint")
     sampling = _sampling(args)                                # bad sampling options fail before loading
     device = resolve_device(args.device)
     loaded = load_stage(stage, args.ckpt or default_folder(stage), device)
@@ -55,13 +57,25 @@ def cmd_chat(args) -> int:
     mels = [log_mel_file(p)[0] for p in audios]               # each (F, 128)
     _say(f"[chat] {stage} checkpoint {loaded.folder} on {device}")
 
-    def show(piece: str) -> None:
+    questions = args.question
+    shown = [-1]                                    # the turn whose answer is being printed
+
+    def show(turn: int, piece: str) -> None:
+        if len(questions) > 1 and shown[0] != turn:  # a conversation: "> question", then its answer
+            print(("\n" if shown[0] >= 0 else "") + f"> {questions[turn]}", flush=True)
+            shown[0] = turn
         print(piece, end="", flush=True)
 
-    result = chat(loaded.model, loaded.tokenizer, args.question, images=pixels, mels=mels, sampling=sampling,
-                  seed=args.seed, on_text=show)
+    if args.text_only:
+        results = [chat(loaded.model, loaded.tokenizer, questions[0], sampling=sampling, seed=args.seed,
+                        on_text=lambda piece: show(0, piece))]
+    else:
+        results = converse(loaded.model, loaded.tokenizer, questions, images=pixels, mels=mels, sampling=sampling,
+                           seed=args.seed, on_text=show)
     print(flush=True)
-    _say(f"[chat] {len(result.ids)} tokens, stopped by {result.stop_reason}; prompt: {result.layout}")
+    for turn, result in enumerate(results, 1):
+        _say(f"[chat] {f'turn {turn}: ' if len(results) > 1 else ''}{len(result.ids)} tokens, stopped by "
+             f"{result.stop_reason}; prompt: {result.layout}")
     return 0
 
 

@@ -37,7 +37,7 @@ from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER, dumps_row
 from omni.data.quality import ctc_min_frames, encoder_frames
 from omni.tokenizer import CharVocab
 
-GENERATOR_VERSION = "omni-synth-1"
+GENERATOR_VERSION = "omni-synth-2"      # 2: every image question in sft (was two per image)
 SPLITS = ("train", "val", "test")
 VAL_PERCENT, TEST_PERCENT = 10, 10
 MAX_SPEECH_CHARS = 60         # keeps utterances under ~4.5 s (≤ 128 audio tokens)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
 from typing import Mapping, Sequence
 
 from omni.evaluation.metric import Metric
@@ -66,10 +65,16 @@ def format_table(metrics: Sequence[Metric] | Mapping[str, Sequence[Metric]]) -> 
     return "\n".join([line(header), rule] + [line(r) for r in rows])
 
 
-def metrics_to_json(metrics: Sequence[Metric] | Mapping[str, Sequence[Metric]]) -> str:
-    """The same rows as JSON: a list of Metric fields (with "stage" for a mapping)."""
+def metric_rows(metrics: Sequence[Metric] | Mapping[str, Sequence[Metric]]) -> list[dict]:
+    """One dict per row, keyed like the table's columns: (stage,) metric, value, unit, goal, met."""
+    def row(m: Metric) -> dict:
+        return {"metric": m.name, "value": float(m.value), "unit": m.unit, "goal": m.goal, "met": m.met}
+
     if isinstance(metrics, Mapping):
-        rows = [{"stage": stage, **asdict(m)} for stage, ms in metrics.items() for m in ms]
-    else:
-        rows = [asdict(m) for m in metrics]
-    return json.dumps(rows, indent=2, ensure_ascii=False)
+        return [{"stage": stage, **row(m)} for stage, ms in metrics.items() for m in ms]
+    return [row(m) for m in metrics]
+
+
+def metrics_to_json(metrics: Sequence[Metric] | Mapping[str, Sequence[Metric]]) -> str:
+    """The same rows as JSON (:func:`metric_rows`), e.g. runs/demo/metrics.json."""
+    return json.dumps(metric_rows(metrics), indent=2, ensure_ascii=False)

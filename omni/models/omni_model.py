@@ -184,10 +184,43 @@ class OmniModel(nn.Module):
             x = self.audio_encoder(mel)                                             # (B, n, 192)
             return trace.record("proj_a", self.proj_a(x), "audio tokens in the Thinker's space")
 
+    def encode_audio_batch(self, mels: Sequence[torch.Tensor], policy: str | None = None) -> list[torch.Tensor]:
+        """Clips of different lengths, each mel (F_i, 128) → their tokens, each (n_i, d_model), from one
+        right-padded AudioEncoderTiny call (padding is masked, so each equals :meth:`encode_audio` alone)."""
+        counts = [self.audio_token_count(m.shape[0], policy, what=f"audio clip {i}") for i, m in enumerate(mels)]
+        frames = [min(m.shape[0], n * MEL_FRAMES_PER_TOKEN) if n < output_length(m.shape[0]) else m.shape[0]
+                  for m, n in zip(mels, counts)]
+        padded = mels[0].new_zeros(len(mels), max(frames), mels[0].shape[1])            # (B, F_max, 128)
+        for i, (m, f) in enumerate(zip(mels, frames)):
+            padded[i, :f] = m[:f]
+        lengths = torch.tensor(frames, device=padded.device)
+        with trace.stage("audio encoder"):
+            x = self.audio_encoder(padded, mel_lengths=lengths)                         # (B, n_max, 192)
+            tokens = self.proj_a(x)                                                     # (B, n_max, d_model)
+        return [tokens[i, :n] for i, n in enumerate(counts)]
+
     # -- fusion ----------------------------------------------------------------
-    def fuse_parts(self, parts: Sequence[tuple[str, torch.Tensor]], audio_policy: str | None = None) -> Fusion:
+    def fuse_rows(self, rows: Sequence[Sequence[tuple[str, torch.Tensor]]],
+                  audio_policy: str | None = None) -> list[Fusion]:
+        """Fuse several unbatched rows — parts ("text", ids (n,)), ("image", pixels (3, H, W)),
+        ("audio", mel (F, 128)) — as :meth:`fuse_parts` would one row at a time, but with every image
+        of every row in one ViTTiny call and every clip in one padded AudioEncoderTiny call."""
+        images = [x for row in rows for kind, x in row if kind == "image"]
+        clips = [x for row in rows for kind, x in row if kind == "audio"]
+        image_tokens = list(self.encode_image(torch.stack(images))) if images else []  # each (k, d_model)
+        audio_tokens = self.encode_audio_batch(clips, audio_policy) if clips else []   # each (n_i, d_model)
+        fusions = []
+        for row in rows:
+            encoded = [(image_tokens if kind == "image" else audio_tokens).pop(0)[None]
+                       for kind, _ in row if kind != "text"]
+            fusions.append(self.fuse_parts([(kind, x[None]) for kind, x in row], audio_policy, encoded=encoded))
+        return fusions
+
+    def fuse_parts(self, parts: Sequence[tuple[str, torch.Tensor]], audio_policy: str | None = None,
+                   encoded: Sequence[torch.Tensor] | None = None) -> Fusion:
         """Lay out ``parts`` in the order given: ("text", ids (B, n)), ("image", pixels (B, 3, H, W)),
-        ("audio", mel (B, F, 128)). Counts and the context length are checked before encoding."""
+        ("audio", mel (B, F, 128)). Counts and the context length are checked before encoding.
+        ``encoded`` (used by :meth:`fuse_rows`) gives the media parts' tokens already computed, in order."""
         if not parts:
             raise ValueError("nothing to fuse: no text, image or audio given")
         B = parts[0][1].shape[0]
@@ -211,14 +244,19 @@ class OmniModel(nn.Module):
             raise ValueError(f"fused sequence of {total} tokens exceeds ctx_len={ctx}: {listed}")
 
         embeds, ids, segments, start = [], [], [], 0
+        encoded = list(encoded) if encoded is not None else None
         for i, ((kind, x), n) in enumerate(zip(parts, counts)):
             if kind == "text":
                 with trace.stage("fusion"):
                     e = trace.record("text.embeds", self.thinker.embed(x), "text token embeddings")
                 tid = x.long()
             else:
-                e = self.encode_image(x) if kind == "image" else \
-                    self.encode_audio(x, audio_policy, what=f"audio (part {i})")
+                if encoded is not None:
+                    e = encoded.pop(0)
+                elif kind == "image":
+                    e = self.encode_image(x)
+                else:
+                    e = self.encode_audio(x, audio_policy, what=f"audio (part {i})")
                 tid = torch.full((B, n), IGNORE_INDEX, dtype=torch.long, device=e.device)
             assert e.shape[1] == n, f"part {i} ({kind}) gave {e.shape[1]} tokens, expected {n}"
             embeds.append(e)

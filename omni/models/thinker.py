@@ -80,13 +80,14 @@ class ThinkerLM(nn.Module):
                 raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")
         return self.tok_emb(ids)
 
-    def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
-                cache: KVCache | None = None, return_hidden: bool = False):
-        """ids (B, T) xor embeds (B, T, d_model) → logits (B, T, vocab_size).
+    def hidden_states(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
+                      cache: KVCache | None = None) -> torch.Tensor:
+        """ids (B, T) xor embeds (B, T, d_model) → final-norm hidden states (B, T, d_model).
 
         With ``cache``, the T new positions start at ``cache.length`` and the
-        cache is advanced by T. ``return_hidden`` also returns the final-norm
-        hidden states (B, T, d_model).
+        cache is advanced by T. :meth:`forward` applies the head to all of them;
+        a loss that needs only a few positions (the SFT answers) applies
+        ``lm_head`` to those alone.
         """
         if (ids is None) == (embeds is None):
             raise ValueError("ThinkerLM.forward takes exactly one of ids (B, T) or embeds (B, T, d_model)")
@@ -111,10 +112,22 @@ class ThinkerLM(nn.Module):
                 cache.advance(T)
             h = self.norm(x)
             trace.record("thinker.norm", h, "final RMSNorm")
+        return h
+
+    def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
+                cache: KVCache | None = None, return_hidden: bool = False):
+        """ids (B, T) xor embeds (B, T, d_model) → logits (B, T, vocab_size).
+
+        With ``cache``, the T new positions start at ``cache.length`` and the
+        cache is advanced by T. ``return_hidden`` also returns the final-norm
+        hidden states (B, T, d_model).
+        """
+        h = self.hidden_states(ids, embeds, cache)
+        with trace.stage("thinker"):
             logits = self.lm_head(h)
             trace.record("thinker.logits", logits, "vocabulary logits")
-            if self.cfg.check_finite:
-                check_finite(logits, "ThinkerLM logits")
+        if self.cfg.check_finite:
+            check_finite(logits, "ThinkerLM logits")
         return (logits, h) if return_hidden else logits
 
 

@@ -7,10 +7,19 @@
       ──generate_multimodal (prefill, then one token per step, KV cache)──▶ ids, one at a time
       ──TextStream──▶ the new text of each token, handed to ``on_text`` as soon as it exists
 
-The omni model is asked in the template it was fine-tuned with (one user
-turn, :func:`omni.data.dialogue.build_parts`), so chat, training and the
-omni_sft evaluation read the same prompt; markers are written as the
-synthetic world writes them (``<image>\n``).
+The omni model is asked in the template it was fine-tuned with
+(:func:`omni.data.dialogue.build_parts`), so chat, training and the omni_sft
+evaluation read the same prompt; markers are written as the synthetic world
+writes them (``<image>\n``).
+
+A conversation (:func:`converse`, ``omni chat Q1 Q2 …``) asks several
+questions in turn: each earlier question and the model's own answer stay in
+the prompt, exactly as the world's two-turn dialogues are laid out in training::
+
+    user: <image₁> what colour is the star? assistant: red [EOS] user: <image₂> what shape is on the left? assistant:
+
+Each question then carries its own markers, and the media are consumed in
+marker order across the turns.
 
 The text-only path (``omni chat --text-only``) runs the Thinker export alone:
 ``BOS + tokens ──ThinkerLM──▶ ids``.
@@ -98,25 +107,31 @@ def _generator(model: torch.nn.Module, seed: int | None) -> torch.Generator | No
 def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
          images: Sequence[torch.Tensor] = (), mels: Sequence[torch.Tensor] = (),
          sampling: SamplingConfig | None = None, seed: int | None = 0,
-         on_text: Callable[[str], None] | None = None) -> ChatResult:
+         on_text: Callable[[str], None] | None = None,
+         history: Sequence[tuple[str, str]] = ()) -> ChatResult:
     """Answer ``question`` about ``images`` (each (3, 224, 224)) and ``mels`` (each (F, 128) or (1, F, 128)).
 
     An OmniModel fuses the prompt with its placeholders; a bare ThinkerLM takes text only.
     ``on_text`` receives each new piece of the answer while it is generated.
+    ``history`` holds earlier (question, answer) turns of the conversation; their
+    markers and the question's consume ``images`` / ``mels`` in order.
     """
     if not question.strip():
         raise ValueError("the question is empty")
+    if history and not isinstance(model, OmniModel):
+        raise ValueError("a conversation with history needs the omni_sft checkpoint (OmniModel)")
     stream = TextStream(tokenizer, on_text)
     generator = _generator(model, seed)
     if isinstance(model, OmniModel):
         from omni.data.dialogue import build_parts      # the SFT template (omni_sft stage)
         from omni.data.manifest import Message
 
-        prompt = with_markers(question, len(images), len(mels))
+        prompt = with_markers(question, len(images), len(mels)) if not history else question
         device = model.thinker.tok_emb.weight.device
         mels = [m[0] if m.dim() == 3 else m for m in mels]                       # each (F, 128)
-        parts, _, _ = build_parts([Message("user", prompt)], tokenizer, images=list(images), mels=mels,
-                                  what="question")
+        messages = [Message(role, text) for q, a in history for role, text in (("user", q), ("assistant", a))]
+        parts, _, _ = build_parts(messages + [Message("user", prompt)], tokenizer, images=list(images), mels=mels,
+                                  what="conversation" if history else "question")
         fusion = model.fuse_parts([(kind, x[None].to(device)) for kind, x in parts])   # (1, T, C)
         result = generate_multimodal(model, fusion, sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
         layout = fusion.counts()
@@ -135,3 +150,38 @@ def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
     if result.stop_reason == "eos":
         ids = ids[:ids.index(EOS_ID) + 1]
     return ChatResult(tokenizer.decode(ids), ids, result.stop_reason, prompt, layout)
+
+
+def converse(model: OmniModel, tokenizer: BPETokenizer, questions: Sequence[str],
+             images: Sequence[torch.Tensor] = (), mels: Sequence[torch.Tensor] = (),
+             sampling: SamplingConfig | None = None, seed: int | None = 0,
+             on_text: Callable[[int, str], None] | None = None) -> list[ChatResult]:
+    """Ask ``questions`` one after another in one conversation; returns one result per turn.
+
+    Each question places its media with ``<image>`` / ``<audio>`` markers (consumed
+    in order across the turns); with a single question, unmarked media go in front
+    as in :func:`chat`. ``on_text(turn, piece)`` streams each answer.
+    """
+    if not questions:
+        raise ValueError("no questions to ask")
+    if len(questions) > 1:
+        n_img = sum(q.count(IMAGE_MARKER) for q in questions)
+        n_aud = sum(q.count(AUDIO_MARKER) for q in questions)
+        if (n_img, n_aud) != (len(images), len(mels)):
+            raise ValueError(f"{len(questions)} questions hold {n_img} {IMAGE_MARKER} and {n_aud} {AUDIO_MARKER} "
+                             f"markers, but {len(images)} images and {len(mels)} audio clips were given: in a "
+                             f"conversation each question places its own media with markers")
+    history: list[tuple[str, str]] = []
+    results, used_img, used_aud = [], 0, 0
+    for turn, question in enumerate(questions):
+        if len(questions) > 1:
+            used_img += question.count(IMAGE_MARKER)
+            used_aud += question.count(AUDIO_MARKER)
+        else:
+            used_img, used_aud = len(images), len(mels)
+        emit = (lambda piece, t=turn: on_text(t, piece)) if on_text is not None else None
+        result = chat(model, tokenizer, question, images=images[:used_img], mels=mels[:used_aud],
+                      sampling=sampling, seed=seed, on_text=emit, history=history)
+        results.append(result)
+        history.append((result.prompt, result.text))
+    return results

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from omni.data.dialogue import DialogueExample, load_example, token_count
 from omni.models.omni_model import IGNORE_INDEX, OmniModel
+from omni.models.thinker import check_finite
 
 
 class AllMaskedError(ValueError):
@@ -89,16 +90,14 @@ def collate_dialogues(items: list[DialogueExample]) -> list[DialogueExample]:
 # Fusion of a mixed batch
 # ---------------------------------------------------------------------------
 def fuse_batch(model: OmniModel, batch: Sequence[DialogueExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fuse each row alone, then right-pad: embeds (B, T, C), labels (B, T), lengths (B,)."""
+    """Fuse each row's layout (its media encoded together with the batch's: :meth:`OmniModel.fuse_rows`),
+    then right-pad: embeds (B, T, C), labels (B, T), lengths (B,)."""
     if not batch:
         raise ValueError("fuse_batch got an empty batch")
     device = model.thinker.tok_emb.weight.device
-    rows, labels = [], []
-    for ex in batch:
-        parts = [(kind, x[None].to(device)) for kind, x in ex.parts]               # add the batch dim
-        fusion = model.fuse_parts(parts)                                           # (1, T_b, C)
-        rows.append(fusion.embeds[0])
-        labels.append(fusion.labels(ex.prompt_tokens)[0])                          # (T_b,)
+    fusions = model.fuse_rows([[(kind, x.to(device)) for kind, x in ex.parts] for ex in batch])
+    rows = [f.embeds[0] for f in fusions]                                          # each (T_b, C)
+    labels = [f.labels(ex.prompt_tokens)[0] for f, ex in zip(fusions, batch)]     # each (T_b,)
     lengths = torch.tensor([r.shape[0] for r in rows])
     B, T, C = len(rows), int(lengths.max()), rows[0].shape[1]
     embeds = rows[0].new_zeros(B, T, C)                                            # (B, T, C)
@@ -121,12 +120,31 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "me
                            ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
+def answer_logits(model: OmniModel, embeds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits only where an answer token is predicted: (N, V) and their targets (N,).
+
+    The same numbers as ``model.thinker(embeds=embeds)`` at those positions, but
+    the 5000-way head runs on the N answer positions instead of all B · T (a
+    one-word answer is ~3 of ~60 positions, so this is most of the step saved).
+    """
+    h = model.thinker.hidden_states(embeds=embeds)                                 # (B, T, C)
+    targets = labels[:, 1:]                                                        # (B, T-1)
+    if not bool((targets != IGNORE_INDEX).any()):
+        raise AllMaskedError(f"every label of this batch of {labels.shape[0]} rows is -100: no answer token "
+                             f"to learn from (check the answer masking and the data)")
+    keep = targets != IGNORE_INDEX
+    logits = model.thinker.lm_head(h[:, :-1][keep])                               # (N, V)
+    if model.thinker.cfg.check_finite:
+        check_finite(logits, "ThinkerLM logits (answer positions)")
+    return logits, targets[keep]
+
+
 def sft_loss(model: OmniModel, batch: Sequence[DialogueExample]):
     """The stage's loss_fn: mean cross-entropy over the batch's answer tokens, and the counts."""
     embeds, labels, _ = fuse_batch(model, batch)
-    logits = model.thinker(embeds=embeds)                                          # (B, T, V)
-    loss = answer_loss(logits, labels)
-    return loss, {"tokens": int((labels[:, 1:] != IGNORE_INDEX).sum()), "samples": len(batch)}
+    logits, targets = answer_logits(model, embeds, labels)                         # (N, V), (N,)
+    loss = F.cross_entropy(logits.float(), targets)
+    return loss, {"tokens": int(targets.numel()), "samples": len(batch)}
 
 
 @torch.no_grad()
@@ -135,7 +153,7 @@ def validation_loss(model: OmniModel, examples: Sequence[DialogueExample], batch
     total, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
         embeds, labels, _ = fuse_batch(model, examples[start:start + batch_size])
-        logits = model.thinker(embeds=embeds)
-        total += float(answer_loss(logits, labels, reduction="sum"))
-        count += int((labels[:, 1:] != IGNORE_INDEX).sum())
+        logits, targets = answer_logits(model, embeds, labels)
+        total += float(F.cross_entropy(logits.float(), targets, reduction="sum"))
+        count += int(targets.numel())
     return {"val_loss": total / count}
