@@ -180,6 +180,7 @@ def _cmd_docs_build(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omni", description=__doc__.splitlines()[0])
+    p.add_argument("--quiet", action="store_true", help="no progress bars (messages still print)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("trace", help="dry-run a pipeline and print every tensor shape (seed tables)")
@@ -242,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run a subcommand. Errors the user can fix (bad input, missing files) are
     printed as one line and exit with status 1; OMNI_DEBUG=1 shows the traceback."""
     args = build_parser().parse_args(argv)
+    if args.quiet:
+        from omni.progress import set_quiet
+
+        set_quiet()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:

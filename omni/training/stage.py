@@ -36,14 +36,19 @@ def stage_parser(stage: str, doc: str, data_help: str = "synthetic-world folder 
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
     p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
     p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (sets train.progress false)")
     return p
 
 
 def command_line_overrides(train_cfg, args: argparse.Namespace):
-    """The preset's TrainConfig with --device, --precision and --max-steps applied."""
+    """The preset's TrainConfig with --device, --precision, --max-steps and --quiet applied."""
+    from omni.progress import set_quiet
     from omni.training.loop import override
 
-    return override(train_cfg, device=args.device, precision=args.precision, max_steps=args.max_steps)
+    if args.quiet:
+        set_quiet()
+    return override(train_cfg, device=args.device, precision=args.precision, max_steps=args.max_steps,
+                    progress=False if args.quiet else None)
 
 
 def default_run_dir(args: argparse.Namespace, name: str) -> Path:
