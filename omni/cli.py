@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--vocab-size", type=int, default=5000)
     tr.set_defaults(func=_cmd_tokenizer_train)
 
-    d = sub.add_parser("data", help="build the synthetic world; check manifests")
+    d = sub.add_parser("data", help="build the synthetic world; import real data; check manifests")
     ds = d.add_subparsers(dest="action", required=True)
     sy = ds.add_parser("synth", help="write the synthetic omni world (text, images, speech, music)")
     sy.add_argument("--out", required=True, help="output folder (must be new or empty)")
@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--task", required=True, choices=["text", "asr", "tts", "caption", "image_qa", "audio_qa", "sft"])
     ck.add_argument("--threshold", type=float, default=0.01, help="largest tolerated bad fraction")
     ck.set_defaults(func=_cmd_data_check)
+    from omni.commands.data_import import add_import_parser
+
+    add_import_parser(ds)
 
     tn = sub.add_parser("train", help="train one stage (train/<stage>.py); options after the stage go to it")
     tn.add_argument("stage", choices=sorted(TRAIN_STAGES))
