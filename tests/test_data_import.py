@@ -210,6 +210,7 @@ def test_empty_folders_and_all_bad_sources_are_named_errors(tmp_path):
     (empty / "clips.csv").write_text("audio,text\nnope.wav,hello there\n")
     with pytest.raises(ValueError, match=r"(?s)every item is bad.*missing file"):
         import_dataset("asr-csv", empty / "clips.csv", tmp_path / "o4", progress=False)
+    assert not any((tmp_path / "o4").iterdir())                  # nothing half-made left behind
     with pytest.raises(ManifestError, match="no column 'transcript'"):
         import_dataset("asr-csv", empty / "clips.csv", tmp_path / "o5", ImportOptions(text_field="transcript"))
     (tmp_path / "o6").mkdir()
@@ -244,10 +245,17 @@ def test_thinker_trains_on_text_and_evaluates_without_floor_rows(imported, tmp_p
     assert all(m.goal == "" and m.met is None for m in metrics) and metrics[0].value > 0
 
 
-def test_audio_vision_stages_train_on_speech_and_caption_imports(imported, tmp_path):
+def test_audio_vision_stages_train_and_evaluate_on_speech_and_caption_imports(imported, tmp_path):
+    from omni.evaluation.audio import evaluate as eval_audio
+    from omni.evaluation.vision import evaluate as eval_vision
+
     smoke("audio", imported["librispeech"][0], tmp_path / "audio")
     smoke("audio", imported["asr-jsonl"][0], tmp_path / "audio-ogg")
     smoke("vision", imported["coco"][0], tmp_path / "vision")
+    cer = eval_audio(tmp_path / "audio" / "export", imported["librispeech"][0], split="test")
+    assert cer and all(m.value >= 0 for m in cer), cer
+    top1 = eval_vision(tmp_path / "vision" / "export", imported["coco"][0], split="test")
+    assert top1 and all(0 <= m.value for m in top1), top1
 
 
 def test_codec_and_talker_train_on_ljspeech(imported, tmp_path):

@@ -75,13 +75,13 @@ def import_dataset(fmt: str, src: str | os.PathLike, out: str | os.PathLike,
         raise FileNotFoundError(f"import source not found: {src}")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"output folder {out} is not empty; choose a new one (imports never mix)")
-    out.mkdir(parents=True, exist_ok=True)
 
     primary = _read(fmt, src, options)
     for task, records in primary.items():
         if not records:
             raise ValueError(f"{src}: no {task} items found in this {fmt} source")
         _check_unique_ids(src, task, records)
+    out.mkdir(parents=True, exist_ok=True)
     store = MediaStore(_media_root(fmt, src, options), out)
     kept, reports, changes = {}, {}, Counter()
     for task, records in primary.items():
@@ -89,6 +89,7 @@ def import_dataset(fmt: str, src: str | os.PathLike, out: str | os.PathLike,
         kept[task] = _store_and_check(task, records, store, report, changes, progress)
         reports[task] = report
     if not any(kept.values()):
+        store.remove_unused(set())                              # leave no half-made folder behind
         raise ValueError(f"{src}: every item is bad, nothing to import:\n"
                          + "\n".join(r.summary() for r in reports.values()))
     derived = _derive(fmt, kept)

@@ -122,4 +122,8 @@ class MediaStore:
         for p in set(stored) - used:
             p.unlink()
             gone += 1
+        for sub in ("audio", "images"):                      # a folder left empty goes too
+            folder = self.out / sub
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         return gone
