@@ -182,6 +182,7 @@ def _cmd_docs_build(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omni", description=__doc__.splitlines()[0])
+    p.add_argument("--quiet", action="store_true", help="no progress bars (messages still print)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("trace", help="dry-run a pipeline and print every tensor shape (seed tables)")
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--vocab-size", type=int, default=5000)
     tr.set_defaults(func=_cmd_tokenizer_train)
 
-    d = sub.add_parser("data", help="build the synthetic world; check manifests")
+    d = sub.add_parser("data", help="build the synthetic world; import real data; check manifests")
     ds = d.add_subparsers(dest="action", required=True)
     sy = ds.add_parser("synth", help="write the synthetic omni world (text, images, speech, music)")
     sy.add_argument("--out", required=True, help="output folder (must be new or empty)")
@@ -214,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--task", required=True, choices=["text", "asr", "tts", "caption", "image_qa", "audio_qa", "sft"])
     ck.add_argument("--threshold", type=float, default=0.01, help="largest tolerated bad fraction")
     ck.set_defaults(func=_cmd_data_check)
+    from omni.commands.data_import import add_import_parser
+
+    add_import_parser(ds)
 
     tn = sub.add_parser("train", help="train one stage (train/<stage>.py); options after the stage go to it")
     tn.add_argument("stage", choices=sorted(TRAIN_STAGES))
@@ -244,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run a subcommand. Errors the user can fix (bad input, missing files) are
     printed as one line and exit with status 1; OMNI_DEBUG=1 shows the traceback."""
     args = build_parser().parse_args(argv)
+    if args.quiet:
+        from omni.progress import set_quiet
+
+        set_quiet()
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as e:

@@ -40,6 +40,7 @@ BACKGROUND = (255, 255, 255)                   # transparent pixels are composit
 _DIRECT_MODES = {"RGB", "L", "1", "P", "CMYK", "YCbCr", "LAB", "HSV"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _WIDE_GREY_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": None}
+SUPPORTED_MODES = frozenset(_DIRECT_MODES | _ALPHA_MODES | set(_WIDE_GREY_MODES))   # what to_rgb converts
 
 
 class ImageError(ValueError):
@@ -80,8 +81,7 @@ def to_rgb(img, what: str = "image"):
         return Image.fromarray(grey, mode="L").convert("RGB")
     if mode in _DIRECT_MODES:
         return img.convert("RGB")
-    raise ImageError(f"{what}: unsupported image mode {mode!r} (supported: "
-                     f"{sorted(_DIRECT_MODES | _ALPHA_MODES | set(_WIDE_GREY_MODES))})")
+    raise ImageError(f"{what}: unsupported image mode {mode!r} (supported: {sorted(SUPPORTED_MODES)})")
 
 
 def center_square_resize(img, size: int = IMAGE_SIZE):

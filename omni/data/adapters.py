@@ -4,8 +4,10 @@ records the synthetic manifests give (``omni.data.manifest``).
     plain text          read_text_corpus(file_or_folder)            → [TextRecord]
     ASR CSV / JSONL     read_asr_csv(path), read_asr_jsonl(path)      → [SpeechRecord]
     LibriSpeech         read_librispeech(root)   (*/*/*.trans.txt)   → [SpeechRecord]
+    LJSpeech            read_ljspeech(root)  (metadata.csv + wavs/)  → [SpeechRecord]
     COCO captions       read_coco_captions(json, image_dir)         → [CaptionRecord]
     caption JSONL       read_caption_jsonl(path)                    → [CaptionRecord]
+    image-QA JSONL      read_image_qa_jsonl(path)                   → [ImageQARecord]
     MuFun conversations read_mufun_conversations(json, audio_root)  → [SftRecord]
 
 Adapters check the *format* (a missing column, a caption for an unknown image
@@ -23,7 +25,7 @@ import json
 import os
 from pathlib import Path
 
-from omni.data.manifest import (CaptionRecord, ManifestError, Message, SftRecord, SpeechRecord,
+from omni.data.manifest import (CaptionRecord, ImageQARecord, ManifestError, Message, SftRecord, SpeechRecord,
                                 TextRecord, check_markers)
 
 
@@ -127,6 +129,32 @@ def read_librispeech(root: str | os.PathLike, audio_ext: str = ".flac") -> list[
     return out
 
 
+LJSPEECH_SPEAKER = "LJ"          # LJSpeech is one reader (Linda Johnson)
+
+
+def read_ljspeech(root: str | os.PathLike) -> list[SpeechRecord]:
+    """LJSpeech layout: ``root/metadata.csv`` with lines ``<id>|<transcript>|<normalised transcript>``
+    (``|``-separated, no header, no quoting) and audio at ``root/wavs/<id>.wav``. The normalised
+    column (numbers and abbreviations spelled out) is the transcript; a line without one uses the second."""
+    root = Path(root)
+    meta = root / "metadata.csv"
+    if not meta.is_file():
+        raise FileNotFoundError(f"no metadata.csv in {root} (not an LJSpeech folder?)")
+    out = []
+    for lineno, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        cols = line.split("|")
+        if len(cols) not in (2, 3) or not cols[0].strip():
+            raise ManifestError(f"{meta}:{lineno}: expected 'id|transcript|normalised transcript', "
+                                f"got {len(cols)} fields: {line[:60]!r}")
+        text = cols[2] if len(cols) == 3 and cols[2].strip() else cols[1]
+        uid = cols[0].strip()
+        out.append(SpeechRecord(id=uid, audio=root / "wavs" / f"{uid}.wav", text=text.strip(), duration=None,
+                                speaker=LJSPEECH_SPEAKER))
+    return out
+
+
 # ---------------------------------------------------------------------------
 # Image–caption
 # ---------------------------------------------------------------------------
@@ -161,6 +189,15 @@ def read_caption_jsonl(path: str | os.PathLike, image_key: str = "image",
     return [CaptionRecord(id=f"{path.name}:{lineno}", image=path.parent / row[image_key],
                           caption=str(row[caption_key]).strip())
             for lineno, row in _jsonl_rows(path, (image_key, caption_key))]
+
+
+def read_image_qa_jsonl(path: str | os.PathLike, image_key: str = "image", question_key: str = "question",
+                        answer_key: str = "answer") -> list[ImageQARecord]:
+    """JSON lines with an image path (relative to the file), a question and its answer (VQA-style)."""
+    path = _need_file(Path(path))
+    return [ImageQARecord(id=str(row.get("id", f"{path.name}:{lineno}")), image=path.parent / row[image_key],
+                          question=str(row[question_key]).strip(), answer=str(row[answer_key]).strip())
+            for lineno, row in _jsonl_rows(path, (image_key, question_key, answer_key))]
 
 
 # ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ DEFAULT_THRESHOLD = 0.01
 MISSING_FILE = "missing file"
 UNREADABLE_AUDIO = "unreadable audio"
 UNREADABLE_IMAGE = "image fails to decode"
+UNSUPPORTED_IMAGE = "image mode not supported"
 EMPTY_TEXT = "empty transcript/text"
 OUT_OF_VOCAB = "characters outside the CTC vocabulary"
 TOO_SHORT = "clip too short for its transcript under CTC"
@@ -155,10 +156,28 @@ def check_speech(records: list, report: DataReport, vocab: CharVocab | None = No
     return kept
 
 
-def check_images(records: list, report: DataReport) -> list:
-    """Caption / image-QA records: the image exists and decodes."""
+def _image_fault(path: Path) -> tuple[str, str] | None:
+    """(reason, detail) if the image at ``path`` is missing, fails to decode or has a mode
+    :func:`omni.images.to_rgb` cannot convert; None if it is usable."""
     from PIL import Image, UnidentifiedImageError
 
+    from omni.images import SUPPORTED_MODES
+
+    if not path.is_file():
+        return MISSING_FILE, str(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        return UNREADABLE_IMAGE, f"{path}: {e}"
+    if mode not in SUPPORTED_MODES:
+        return UNSUPPORTED_IMAGE, f"{path}: mode {mode!r} (supported: {sorted(SUPPORTED_MODES)})"
+    return None
+
+
+def check_images(records: list, report: DataReport) -> list:
+    """Caption / image-QA records: the image exists, decodes and has a supported mode."""
     kept = []
     for i, r in enumerate(records):
         where = f"{report.source}#{i} ({r.id})"
@@ -166,14 +185,9 @@ def check_images(records: list, report: DataReport) -> list:
         if not text.strip():
             report.add_bad(EMPTY_TEXT, where, f"empty caption/question for {r.image}")
             continue
-        if not r.image.is_file():
-            report.add_bad(MISSING_FILE, where, str(r.image))
-            continue
-        try:
-            with Image.open(r.image) as im:
-                im.load()
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
-            report.add_bad(UNREADABLE_IMAGE, where, f"{r.image}: {e}")
+        fault = _image_fault(r.image)
+        if fault is not None:
+            report.add_bad(fault[0], where, fault[1])
             continue
         report.ok()
         kept.append(r)
@@ -228,21 +242,14 @@ def check_records(records: list, task: str, source: str, threshold: float = DEFA
 
 def check_sft(records: list, report: DataReport) -> list:
     """Omni dialogues: every image decodes, every audio file is readable."""
-    from PIL import Image, UnidentifiedImageError
-
     kept = []
     for i, r in enumerate(records):
         where = f"{report.source}#{i} ({r.id})"
         before = len(report.bad)
         for p in r.images:
-            if not p.is_file():
-                report.add_bad(MISSING_FILE, where, str(p))
-                break
-            try:
-                with Image.open(p) as im:
-                    im.load()
-            except (UnidentifiedImageError, OSError, SyntaxError) as e:
-                report.add_bad(UNREADABLE_IMAGE, where, f"{p}: {e}")
+            fault = _image_fault(p)
+            if fault is not None:
+                report.add_bad(fault[0], where, fault[1])
                 break
         if len(report.bad) == before:
             for p, seg in zip(r.audios, r.segments):

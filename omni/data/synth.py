@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from omni.audio.io import SAMPLE_RATE, save_audio
 from omni.data import music, scenes, speech
@@ -35,6 +34,7 @@ from omni.data.coverage import check_coverage
 from omni.data.language import text_dialogue, world_grammar
 from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER, dumps_row
 from omni.data.quality import ctc_min_frames, encoder_frames
+from omni.progress import progress_bar
 from omni.tokenizer import CharVocab
 
 GENERATOR_VERSION = "omni-synth-2"      # 2: every image question in sft (was two per image)
@@ -107,7 +107,7 @@ def build(out: str | os.PathLike, size: str = "small", seed: int = 0, progress: 
     for sub in ("speech", "images", "sounds"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     w = _Writer(out)
-    bar = lambda it, desc: tqdm(it, desc=desc, disable=not progress, leave=False)   # noqa: E731
+    bar = lambda it, desc: progress_bar(it, desc=desc, enabled=progress, leave=False)   # noqa: E731
 
     grammar = world_grammar()
     stats = {"text": _build_text(w, grammar, cfg, seed, bar),

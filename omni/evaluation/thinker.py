@@ -16,6 +16,10 @@ floor the synthetic grammar allows (``card.json`` → ``entropy``):
 The goal (issue 6, cpu preset) is "within 15 % of the floor": cross-entropy ≤
 1.15 × the split's own floor (the exact rate when the card has no figure for
 the split).
+
+Real text (``omni data import text``) has no known entropy: its card says
+``"entropy": null``, and the table holds the cross-entropy rows alone — no
+floor, no excess, no goal.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ from omni.training.stage import world_file
 GOAL_RATIO = 1.15        # within 15 % of the entropy floor
 
 
-def entropy_floor(data: Path, split: str) -> tuple[float, float | None]:
-    """(exact entropy rate, the split's held-out floor or None) in bits per character, from card.json."""
+def entropy_floor(data: Path, split: str) -> tuple[float, float | None] | None:
+    """(exact entropy rate, the split's held-out floor or None) in bits per character, from card.json;
+    None for a folder whose card says its text has no known entropy (an import)."""
     card = json.loads(world_file(data, "card.json").read_text())
+    if "entropy" in card and card["entropy"] is None:
+        return None
     try:
         e = card["entropy"]
         exact = float(e["bits_per_char_exact"])
@@ -64,7 +71,11 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", b
     scores = bits_per_char(model, encode_lines(tok, lines), count_chars(lines), model.cfg.ctx_len, batch_size)
     bpc = scores["val_bpc"]
 
-    exact, held = entropy_floor(data, split)
+    floor_known = entropy_floor(data, split)
+    if floor_known is None:                          # real text: cross-entropy alone
+        return [Metric(f"cross-entropy ({split}, {len(lines)} lines; no entropy floor: real text)", bpc, "bits/char"),
+                Metric("cross-entropy per token", scores["val_loss"], "nats/token")]
+    exact, held = floor_known
     floor = held if held is not None and max_lines is None else exact
     excess = bpc / floor - 1
     goal = f"≤ {100 * (GOAL_RATIO - 1):.0f} %"

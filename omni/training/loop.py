@@ -31,8 +31,8 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from omni.progress import progress_bar, write
 from omni.training import checkpoint as ckpt_io
 from omni.training.config import TrainConfig, config_dict, config_diff
 from omni.training.data import DataSource, to_device
@@ -55,7 +55,7 @@ class TrainContext:
     def say(self, msg: str) -> None:
         """Print once (rank 0), without breaking the progress bar."""
         if self.dist.is_main:
-            tqdm.write(msg)
+            write(msg)
 
     def close(self) -> None:
         shutdown(self.dist)
@@ -133,8 +133,7 @@ def fit(ctx: TrainContext, model: nn.Module, loss_fn: Callable, data: DataSource
             train_config=cfg), path)
         plot_losses(log.read(), run_dir / "loss.png", title=f"{run_dir.name}: loss (step {step})")
 
-    bar = tqdm(total=cfg.max_steps, initial=step, disable=not (main and cfg.progress), dynamic_ncols=True,
-               desc=run_dir.name)
+    bar = progress_bar(total=cfg.max_steps, initial=step, enabled=main and cfg.progress, desc=run_dir.name)
     while step < cfg.max_steps:
         step += 1
         t0 = time.perf_counter()

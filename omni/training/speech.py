@@ -23,6 +23,7 @@ import torch
 
 from omni.audio.io import load_audio
 from omni.audio.speech_mel import SpeechMelConfig, speech_mel
+from omni.data.folder import folder_tasks, no_task_message
 from omni.data.manifest import SpeechRecord
 from omni.data.quality import load_checked
 from omni.tokenizer import PAD_ID, BPETokenizer
@@ -36,6 +37,8 @@ def split_records(world: str | Path, tasks: Sequence[str], split: str,
     """The checked speech records of ``split`` for each task in ``tasks`` (e.g. ("tts", "asr"))."""
     world = Path(world)
     world_file(world, "card.json")                     # a clear error if this is not a world folder
+    if not set(tasks) & set(folder_tasks(world)):
+        raise FileNotFoundError(no_task_message(world, tasks))
     records = []
     for task in tasks:
         if task not in SPEECH_TASKS:

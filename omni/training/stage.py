@@ -4,7 +4,9 @@ tokenizer come from, and where a stage's exported weights live.
 Conventions (docs/training.md):
 
 * ``--data DIR`` is a synthetic-world folder (``omni data synth --out DIR``) or a
-  folder of real data in the same manifest format; presets name ``data/<size>``.
+  folder of real data in the same layout (``omni data import FORMAT SRC --out DIR``);
+  presets name ``data/<size>``. A folder without the stage's task stops it with
+  what the folder holds and which stages it feeds (:func:`world_file`).
 * A run directory ``--out RUN`` ends with ``RUN/export/`` (config.json,
   model.safetensors, and tokenizer.model for stages that read text).
   ``make demo`` trains into ``checkpoints/<stage>/``, so inference looks in
@@ -21,6 +23,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from omni.data.folder import missing_task_message
 from omni.tokenizer import DEFAULT_VOCAB_SIZE, BPETokenizer
 
 CHECKPOINTS = Path("checkpoints")
@@ -36,14 +39,19 @@ def stage_parser(stage: str, doc: str, data_help: str = "synthetic-world folder 
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
     p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
     p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (sets train.progress false)")
     return p
 
 
 def command_line_overrides(train_cfg, args: argparse.Namespace):
-    """The preset's TrainConfig with --device, --precision and --max-steps applied."""
+    """The preset's TrainConfig with --device, --precision, --max-steps and --quiet applied."""
+    from omni.progress import set_quiet
     from omni.training.loop import override
 
-    return override(train_cfg, device=args.device, precision=args.precision, max_steps=args.max_steps)
+    if args.quiet:
+        set_quiet()
+    return override(train_cfg, device=args.device, precision=args.precision, max_steps=args.max_steps,
+                    progress=False if args.quiet else None)
 
 
 def default_run_dir(args: argparse.Namespace, name: str) -> Path:
@@ -68,13 +76,15 @@ def sibling_export(ckpt: str | Path, stage: str) -> Path:
 
 
 def world_file(world: str | Path, name: str) -> Path:
-    """``world/name``, or a FileNotFoundError that says how to make the world."""
+    """``world/name``, or a FileNotFoundError that says how to make the world or, for a folder
+    that lacks this task, what the folder holds and which stages it feeds (``omni.data.folder``)."""
     world = Path(world)
     path = world / name
     if not path.is_file():
-        hint = (f"build it with `omni data synth --out {world} --size small`" if not world.exists()
-                else f"{world} exists but has no {name}: is it a synthetic-world folder?")
-        raise FileNotFoundError(f"{path} not found; {hint}")
+        if not world.exists():
+            raise FileNotFoundError(f"{path} not found; build it with `omni data synth --out {world} --size small` "
+                                    f"or `omni data import FORMAT SRC --out {world}`")
+        raise FileNotFoundError(f"{path} not found; {missing_task_message(world, name)}")
     return path
 
 
