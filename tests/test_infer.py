@@ -20,6 +20,7 @@ import torch
 
 from omni.audio.io import save_audio
 from omni.cli import main
+from omni.models.asr import ASRConfig, ASRModel
 from omni.models.audio_encoder import AudioEncoderConfig
 from omni.models.omni_model import OmniConfig, OmniModel
 from omni.models.rvq import RVQ, CodecConfig
@@ -182,13 +183,7 @@ def test_load_stage_gives_back_the_exported_weights(exports):
 # ---------------------------------------------------------------------------
 # the commands, end to end on tiny random checkpoints
 # ---------------------------------------------------------------------------
-def needs_template():
-    return pytest.importorskip("omni.data.dialogue", reason="the SFT chat template (omni/data/dialogue.py, "
-                                                           "omni_sft stage) is not in this checkout")
-
-
 def test_chat_with_image_and_audio_matches_the_pipeline(capsys, exports, media):
-    needs_template()
     image, clip = media
     rc, out, err = run(capsys, "chat", "what do you see and hear?", "--image", image, "--audio", clip,
                        "--ckpt", exports["omni_sft"], "--max-tokens", 6, "--temperature", 1.0, "--top-k", 20,
@@ -209,7 +204,6 @@ def test_chat_with_image_and_audio_matches_the_pipeline(capsys, exports, media):
 
 
 def test_chat_marker_count_must_match_the_media(capsys, exports, media):
-    needs_template()
     rc, _, err = run(capsys, "chat", "<image> and <image>?", "--image", media[0], "--ckpt", exports["omni_sft"])
     assert rc == 1 and "2 <image> and 0 <audio> markers, but 1 images and 0 audio clips" in err
 
@@ -270,11 +264,10 @@ def test_tts_writes_a_wav_of_the_printed_duration(capsys, tmp_path, exports):
 
 
 def test_asr_transcribes_with_the_exported_model(capsys, tmp_path, media):
-    asr = pytest.importorskip("omni.models.asr", reason="ASRModel (omni/models/asr.py) is not in this checkout")
     torch.manual_seed(0)
-    cfg = asr.ASRConfig(encoder=AudioEncoderConfig(conv_channels=4, d_model=32, n_layers=1, n_heads=2,
+    cfg = ASRConfig(encoder=AudioEncoderConfig(conv_channels=4, d_model=32, n_layers=1, n_heads=2,
                                                    ffn_hidden=64), vocab_size=98)
-    model = asr.ASRModel(cfg).eval()
+    model = ASRModel(cfg).eval()
     folder = export(model, cfg, tmp_path / "audio")
     rc, out, err = run(capsys, "asr", media[1], "--ckpt", folder, "--device", "cpu")
     assert rc == 0, err

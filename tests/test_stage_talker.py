@@ -59,12 +59,16 @@ def test_talker_export_loads_strictly_with_tokenizer_and_codec(talker_run, codec
         check_codec(talker_run / "export", other)
 
 
-def test_talker_needs_its_codec(speech_world, tmp_path):
+def test_talker_needs_its_codec(speech_world, tmp_path, capsys):
     from omni import cli
 
     rc = cli.main(["train", "talker", "--config", str(TALKER_SMOKE), "--data", str(speech_world),
                    "--codec", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--device", "cpu"])
-    assert rc == 1                                                             # FileNotFoundError, one line
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"omni train: error: no codec at {tmp_path / 'nowhere'} (config.json missing)" in err
+    assert "omni train codec" in err and "--codec DIR" in err
+    assert not (tmp_path / "run" / "export").exists()
 
 
 def test_padded_batch_layout():
