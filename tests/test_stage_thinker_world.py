@@ -9,7 +9,7 @@ import torch
 
 from omni.evaluation.thinker import evaluate
 from omni.models.thinker import ThinkerConfig, ThinkerLM
-from omni.training import export_safetensors, load_exported, read_metrics
+from omni.training import export_safetensors, load_exported, read_export_config, read_metrics
 from stage_world import ROOT, run_stage, small_world
 
 SMOKE = ROOT / "train/configs/thinker/smoke.json"
@@ -70,7 +70,7 @@ def test_evaluate_reports_bits_per_char_next_to_the_floor(run, tmp_path):
     # (it spreads its probability over the whole vocabulary); 0.8 × leaves room for a slow but working run.
     untrained_dir = tmp_path / "untrained"
     torch.manual_seed(0)
-    cfg = ThinkerConfig(**json.loads((out / "export/config.json").read_text()))
+    cfg = ThinkerConfig(**read_export_config(out / "export/config.json")[0])
     export_safetensors(ThinkerLM(cfg), cfg, untrained_dir)
     shutil.copyfile(out / "export/tokenizer.model", untrained_dir / "tokenizer.model")
     untrained = next(m for m in evaluate(untrained_dir, world, split="test") if m.name.startswith("cross-entropy"))

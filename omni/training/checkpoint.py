@@ -14,7 +14,10 @@ missing, unexpected or mis-shaped keys raise :class:`CheckpointError` naming
 the file and the keys.
 
 The exported form for inference is ``model.safetensors`` + ``config.json``
-(the model config's fields, loadable with ``Config(**json)``).
+(the model config's fields, loadable with ``Config(**json)``). The training
+loop adds one key that is not a field, ``"_export"`` (:data:`EXPORT_KEY`):
+which weights were exported (``best.pt`` at some step, or the last step's).
+:func:`read_export_config` splits it off, so strict loaders never see it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 FORMAT = 1
+EXPORT_KEY = "_export"   # config.json's one non-field key: {"weights": "best"|"last", "step": ..., ...}
 
 
 class CheckpointError(RuntimeError):
@@ -141,8 +145,10 @@ def check_model_config(ckpt: dict, model_config, path: str | os.PathLike) -> Non
 # ---------------------------------------------------------------------------
 # Export for inference: model.safetensors + config.json
 # ---------------------------------------------------------------------------
-def export_safetensors(model: nn.Module, model_config, out_dir: str | os.PathLike) -> Path:
-    """Write ``out_dir/model.safetensors`` (tied weights stored once) and ``out_dir/config.json``."""
+def export_safetensors(model: nn.Module, model_config, out_dir: str | os.PathLike,
+                       provenance: dict | None = None) -> Path:
+    """Write ``out_dir/model.safetensors`` (tied weights stored once) and ``out_dir/config.json``
+    (the config's fields, plus ``provenance`` under :data:`EXPORT_KEY` when given)."""
     from safetensors.torch import save_model
 
     out_dir = Path(out_dir)
@@ -150,9 +156,41 @@ def export_safetensors(model: nn.Module, model_config, out_dir: str | os.PathLik
     tmp = out_dir / "model.safetensors.tmp"
     save_model(model, str(tmp))
     os.replace(tmp, out_dir / "model.safetensors")
-    (out_dir / "config.json.tmp").write_text(json.dumps(dataclasses.asdict(model_config), indent=2) + "\n")
+    fields = dataclasses.asdict(model_config)
+    if provenance is not None:
+        fields[EXPORT_KEY] = provenance
+    (out_dir / "config.json.tmp").write_text(json.dumps(fields, indent=2) + "\n")
     os.replace(out_dir / "config.json.tmp", out_dir / "config.json")
     return out_dir
+
+
+def export_checkpoint(model: nn.Module, path: str | os.PathLike, model_config, out_dir: str | os.PathLike,
+                      provenance: dict) -> Path:
+    """Export the weights saved in training checkpoint ``path`` (e.g. ``best.pt``) through ``model``.
+
+    ``model`` lends its structure only: its own weights are put back afterwards.
+    """
+    ckpt = read_checkpoint(path)
+    check_model_config(ckpt, model_config, path)
+    own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    load_model_state(model, ckpt["model"], str(path))
+    try:
+        return export_safetensors(model, model_config, out_dir, provenance)
+    finally:
+        model.load_state_dict(own, strict=True)
+
+
+def read_export_config(path: str | os.PathLike) -> tuple[dict, dict | None]:
+    """(the config's fields, the export's provenance or None) from an export's ``config.json``."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of config fields, got {type(raw).__name__}")
+    provenance = raw.pop(EXPORT_KEY, None)
+    return raw, provenance
 
 
 def load_exported(out_dir: str | os.PathLike, model_cls: type, config_cls: type) -> nn.Module:
@@ -164,8 +202,9 @@ def load_exported(out_dir: str | os.PathLike, model_cls: type, config_cls: type)
     for p in (cfg_path, weights):
         if not p.is_file():
             raise FileNotFoundError(f"exported model incomplete: {p} not found")
+    fields, _ = read_export_config(cfg_path)
     try:
-        cfg = config_cls(**json.loads(cfg_path.read_text()))
+        cfg = config_cls(**fields)
     except TypeError as err:
         raise CheckpointError(f"{cfg_path} does not fit {config_cls.__name__}: {err}") from err
     model = model_cls(cfg)

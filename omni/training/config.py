@@ -48,6 +48,7 @@ class TrainConfig:
     eval_freq: int = 500               # run the stage's eval_fn every this many steps (and at the end)
     best_metric: str | None = None     # key of eval_fn's result that picks best.pt (None: no best.pt)
     best_mode: str = "min"             # min | max
+    export: str = "best"               # best | last: weights in <run>/export (best: best.pt when there is one)
     progress: bool = True              # show the tqdm bar (rank 0 only)
 
     def __post_init__(self):
@@ -59,6 +60,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be ≥ 1, got {getattr(self, name)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.export not in ("best", "last"):
+            raise ValueError(f"TrainConfig.export must be 'best' or 'last', got {self.export!r}")
         if self.best_mode not in ("min", "max"):
             raise ValueError(f"TrainConfig.best_mode must be 'min' or 'max', got {self.best_mode!r}")
         if not 0 <= self.min_lr <= self.lr:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from torch import nn
 
-from omni.training.checkpoint import CheckpointError, check_state_dict
+from omni.training.checkpoint import CheckpointError, check_state_dict, read_export_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,7 @@ def read_export(export: str | Path) -> tuple[dict, Path]:
     for p in (cfg_path, weights):
         if not p.is_file():
             raise FileNotFoundError(f"export incomplete or missing: {p} not found")
-    return json.loads(cfg_path.read_text()), weights
+    return read_export_config(cfg_path)[0], weights
 
 
 def check_part_config(exported: dict, expected, where: str, may_differ: tuple[str, ...] = ()) -> list[str]:
