@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import random
 from pathlib import Path
 
@@ -33,6 +34,8 @@ import torch
 from torch import nn
 
 FORMAT = 1
+CHECKPOINT_KEYS = {"format", "step", "updates", "model", "optimizer", "scheduler", "scaler", "data", "rng", "skips",
+                   "best", "model_config", "model_config_class", "train_config"}   # what training_state() writes
 EXPORT_KEY = "_export"   # config.json's one non-field key: {"weights": "best"|"last", "step": ..., ...}
 
 
@@ -95,12 +98,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (not a checkpoint)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:   # truncated zip, bad pickle
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:   # truncated zip, bad pickle
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt "
+                              f"({type(err).__name__}: {first})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an omni training checkpoint of format {FORMAT}")
+    missing, unknown = sorted(CHECKPOINT_KEYS - set(ckpt)), sorted(set(ckpt) - CHECKPOINT_KEYS)
+    if missing or unknown:
+        raise CheckpointError(f"{path}: an omni checkpoint of format {FORMAT} holds {sorted(CHECKPOINT_KEYS)}; "
+                              f"this one lacks {missing} and has unknown keys {unknown}")
     return ckpt
 
 
@@ -180,23 +191,48 @@ def export_checkpoint(model: nn.Module, path: str | os.PathLike, model_config, o
         model.load_state_dict(own, strict=True)
 
 
-def read_export_config(path: str | os.PathLike) -> tuple[dict, dict | None]:
-    """(the config's fields, the export's provenance or None) from an export's ``config.json``."""
+def read_json_object(path: str | os.PathLike) -> dict:
+    """The JSON object in ``path`` (a config.json, an index); CheckpointError naming the file otherwise."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    text = path.read_bytes()
+    if not text.strip():
+        raise CheckpointError(f"{path}: empty file (expected a JSON object)")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(text.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from err
+        raise CheckpointError(f"{path}: not valid JSON, truncated or corrupt ({err})") from err
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: expected a JSON object of config fields, got {type(raw).__name__}")
+    return raw
+
+
+def read_export_config(path: str | os.PathLike) -> tuple[dict, dict | None]:
+    """(the config's fields, the export's provenance or None) from an export's ``config.json``."""
+    raw = read_json_object(path)
     provenance = raw.pop(EXPORT_KEY, None)
     return raw, provenance
 
 
-def load_exported(out_dir: str | os.PathLike, model_cls: type, config_cls: type) -> nn.Module:
-    """Rebuild ``model_cls(config_cls(**config.json))`` and load the safetensors strictly."""
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file; CheckpointError naming the file when it is unreadable."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (expected safetensors weights)")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not readable safetensors weights, truncated or corrupt ({err})") from err
+
+
+def load_exported(out_dir: str | os.PathLike, model_cls: type, config_cls: type) -> nn.Module:
+    """Rebuild ``model_cls(config_cls(**config.json))`` and load the safetensors strictly."""
     out_dir = Path(out_dir)
     cfg_path, weights = out_dir / "config.json", out_dir / "model.safetensors"
     for p in (cfg_path, weights):
@@ -208,7 +244,7 @@ def load_exported(out_dir: str | os.PathLike, model_cls: type, config_cls: type)
     except TypeError as err:
         raise CheckpointError(f"{cfg_path} does not fit {config_cls.__name__}: {err}") from err
     model = model_cls(cfg)
-    state = load_file(str(weights))
+    state = read_safetensors(weights)
     # safetensors stores a tied weight once; re-add the aliases the module expects.
     own = model.state_dict()
     ptr_to_names: dict[int, list[str]] = {}

@@ -21,6 +21,11 @@ from pathlib import Path
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
+class PresetError(ValueError, TypeError):
+    """A preset file that cannot be used: not JSON, wrong sections, or a section its dataclass refuses.
+    (A TypeError too: an unknown key has always raised one.) The message names the file."""
+
+
 @dataclass
 class TrainConfig:
     seed: int = 0
@@ -84,20 +89,28 @@ def load_preset(path: str | os.PathLike, sections: dict[str, type]) -> dict[str,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    with open(path) as f:
-        raw = json.load(f)
+    text = path.read_bytes()
+    if not text.strip():
+        raise PresetError(f"{path}: empty file (expected a JSON object with sections {sorted(sections)})")
+    try:
+        raw = json.loads(text.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PresetError(f"{path}: not valid JSON, truncated or corrupt ({err})") from err
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object with sections {sorted(sections)}")
+        raise PresetError(f"{path}: expected a JSON object with sections {sorted(sections)}")
     if set(raw) != set(sections):
         missing, extra = sorted(set(sections) - set(raw)), sorted(set(raw) - set(sections))
-        raise ValueError(f"{path}: sections must be {sorted(sections)}; missing {missing}, unexpected {extra}")
+        raise PresetError(f"{path}: sections must be {sorted(sections)}; missing {missing}, unexpected {extra}")
     built = {}
     for name, cls in sections.items():
+        if not isinstance(raw[name], dict):
+            raise PresetError(f"{path} [{name}]: expected an object of {cls.__name__} fields, "
+                              f"got {type(raw[name]).__name__}")
         try:
             built[name] = cls(**raw[name])
-        except TypeError as err:  # unknown or missing keyword: re-raise naming the file
+        except (TypeError, ValueError, AssertionError) as err:   # unknown key, wrong type, broken invariant
             known = [f.name for f in dataclasses.fields(cls)]
-            raise TypeError(f"{path} [{name}] does not fit {cls.__name__}: {err}; known keys: {known}") from err
+            raise PresetError(f"{path} [{name}] does not fit {cls.__name__}: {err}; known keys: {known}") from err
     return built
 
 
@@ -113,4 +126,4 @@ def config_diff(old: dict, new: dict) -> list[str]:
             for k in keys if old.get(k, "<absent>") != new.get(k, "<absent>")]
 
 
-__all__ = ["TrainConfig", "PRECISIONS", "load_preset", "config_dict", "config_diff"]
+__all__ = ["TrainConfig", "PRECISIONS", "PresetError", "load_preset", "config_dict", "config_diff"]
