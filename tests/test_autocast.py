@@ -157,3 +157,34 @@ def test_autocast_forward_backward_agrees_with_fp32(name, precision):
     assert cos >= GRAD_COS[precision], f"{name} {precision}: gradient cosine {cos:.6f} < {GRAD_COS[precision]}"
     norm_rel = abs(float(low_grads.norm() / ref_grads.norm()) - 1)
     assert norm_rel <= GRAD_NORM_RTOL[precision], f"{name} {precision}: gradient norm off by {norm_rel:.3%}"
+
+
+# ---------------------------------------------------------------------------
+# Two bugs the fp16 runs of benchmarks/gpu_check.py found (CPU smoke presets)
+# ---------------------------------------------------------------------------
+def test_check_finite_is_not_fooled_by_an_fp16_sum_that_overflows():
+    from omni.models.thinker import check_finite
+
+    logits = torch.full((32, 64, 320), 4.0, dtype=torch.float16)    # fine values; their fp16 sum is inf
+    assert not torch.isfinite(logits.sum())
+    check_finite(logits, "fp16 logits")                               # used to raise "0 NaN and 0 Inf"
+    logits[3, 2, 1] = float("nan")
+    with pytest.raises(RuntimeError, match="fp16 logits are not finite: 1 NaN and 0 Inf"):
+        check_finite(logits, "fp16 logits")
+
+
+@pytest.mark.parametrize("precision", list(DTYPES))
+def test_log_mel_recipes_are_fp32_under_autocast(precision):
+    # Evaluation runs under the training run's autocast and computes its clips' features there:
+    # an fp16 filterbank matmul overflowed (inf log-mel, then NaN encoder outputs).
+    from omni.audio.speech_mel import SpeechMelConfig, speech_mel
+    from omni.audio.tiny_mel import log_mel
+    from omni.audio.whisper_mel import whisper_log_mel
+
+    wave = 0.5 * torch.randn(16_000, generator=gen(12))
+    recipes = {"tiny": log_mel, "speech": lambda w: speech_mel(w, SpeechMelConfig()), "whisper": whisper_log_mel}
+    for name, recipe in recipes.items():
+        ref = recipe(wave)
+        with torch.autocast("cpu", dtype=DTYPES[precision]):
+            low = recipe(wave)
+        assert low.dtype == torch.float32 and torch.equal(low, ref), name

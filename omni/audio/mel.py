@@ -65,6 +65,17 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
     return torch.from_numpy(weights.astype(np.float32))
 
 
+def apply_filterbank(filters: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+    """filters (M, N) @ spec (..., N, frames) → (..., M, frames), always in fp32.
+
+    Autocast is switched off here: power spectra run far past fp16's largest value
+    (65,504), and bf16 would round the features a model was trained on in fp32. So
+    evaluation under a training run's autocast sees the same features as training.
+    """
+    with torch.autocast(device_type=spec.device.type, enabled=False):
+        return filters.float() @ spec.float()
+
+
 def stft_power(wave: torch.Tensor, n_fft: int, hop_length: int, win_length: int | None = None,
                center: bool = True, pad_mode: str = "reflect", power: float = 2.0) -> torch.Tensor:
     """|STFT|^power of ``wave`` (..., T) with a periodic Hann window → (..., n_fft//2+1, frames).
