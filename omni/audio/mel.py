@@ -11,6 +11,7 @@ Whisper's.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -72,7 +73,9 @@ def apply_filterbank(filters: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
     (65,504), and bf16 would round the features a model was trained on in fp32. So
     evaluation under a training run's autocast sees the same features as training.
     """
-    with torch.autocast(device_type=spec.device.type, enabled=False):
+    device = spec.device.type                            # "meta" in a dry run: no autocast to leave
+    off = torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else contextlib.nullcontext()
+    with off:
         return filters.float() @ spec.float()
 
 
