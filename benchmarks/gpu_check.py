@@ -6,8 +6,8 @@ one table of steps/s, tokens (or samples)/s, peak GPU memory, skipped steps and 
 
 Meant to take ≤ 8 minutes on one GPU. What it changes in each preset, and why:
 
-* the data is a ``small`` synthetic world built into ``--out`` (~10 s; real sizes refer to the
-  models and batches, not to the data), unless ``--world`` names one;
+* the data is a ``medium`` synthetic world built into ``--out`` (about a minute on one core;
+  ``small`` holds fewer speech frames than the codec's batch of 8,192), unless ``--world`` names one;
 * the validation sets are cut to a few batches (``VAL_CAPS``): the loop evaluates at its last
   step, and a full validation pass of the 8B MuFun alone would take minutes;
 * the talker speaks the codes of this check's own codec run; vision, the talker and omni_sft
@@ -174,7 +174,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="benchmarks/gpu_check.py", description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=30, help="optimizer steps per stage and precision")
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
-    p.add_argument("--world", default=None, help="synthetic world to train on (default: build a small one)")
+    p.add_argument("--world", default=None, help="synthetic world to train on (default: build a medium one)")
     p.add_argument("--out", default=None, help="folder for the runs (default: a temporary folder)")
     p.add_argument("--device", default="cuda", help="cuda (the check), or cpu with --preset smoke (its test)")
     p.add_argument("--preset", default="gpu", help="gpu (the check) or smoke")
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     args.out = Path(args.out or tempfile.mkdtemp(prefix="gpu-check-"))
     world = Path(args.world) if args.world else args.out / "world"
     if not (world / "card.json").is_file():
-        build(world, size="small", seed=0, progress=False)
+        build(world, size="medium", seed=0, progress=False)
     name = torch.cuda.get_device_name() if args.device == "cuda" else args.device
     print(f"gpu-check: {name} · torch {torch.__version__} · {args.preset} presets · runs in {args.out}")
     t0, rows = time.perf_counter(), []
