@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: demo test test-fast bench clean-venv
+.PHONY: demo test test-fast bench gpu-check clean-venv
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test-fast: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_thinker.py
+
+# Every stage's gpu preset for a few dozen steps, bf16 and fp16 + GradScaler, and cached decoding
+# (≤ 8 min on one GPU); without CUDA it prints one line and exits 0.
+gpu-check: $(VENV)/.test
+	$(PY) benchmarks/gpu_check.py
 
 clean-venv:
 	rm -rf $(VENV)

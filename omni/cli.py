@@ -113,6 +113,11 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
 
 
+def _add_dtype(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="compute precision, by autocast (auto: bf16 or fp16 on a GPU, fp32 on the CPU)")
+
+
 def _add_inference(sub) -> None:
     c = sub.add_parser("chat", help="ask the omni model (omni_sft export) a question, streaming the answer")
     c.add_argument("question", nargs="+",
@@ -124,12 +129,14 @@ def _add_inference(sub) -> None:
                                                 "or checkpoints/thinker/export with --text-only)")
     c.add_argument("--text-only", action="store_true", help="use the thinker export: text in, text out")
     _add_sampling(c)
+    _add_dtype(c)
     c.set_defaults(func=_lazy("omni.commands.infer:cmd_chat"))
 
     a = sub.add_parser("asr", help="transcribe an audio file with the audio export (ASRModel)")
     a.add_argument("audio", help="audio file (any rate/channels soundfile reads; resampled to 16 kHz mono)")
     a.add_argument("--ckpt", default=None, help="export folder (default checkpoints/audio/export)")
     a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    _add_dtype(a)
     a.set_defaults(func=_lazy("omni.commands.infer:cmd_asr"))
 
     t = sub.add_parser("tts", help="speak text into a wav file with the talker and codec exports")
@@ -138,6 +145,7 @@ def _add_inference(sub) -> None:
     t.add_argument("--talker", default=None, help="talker export folder (default checkpoints/talker/export)")
     t.add_argument("--codec", default=None, help="codec export folder (default checkpoints/codec/export)")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    _add_dtype(t)
     t.set_defaults(func=_lazy("omni.commands.infer:cmd_tts"))
 
     m = sub.add_parser("mufun", help="ask MuFun about a piece of audio (local full-size checkpoints only)")

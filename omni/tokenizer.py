@@ -28,7 +28,12 @@ class BPETokenizer:
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer model not found: {path} (train one with `omni tokenizer train`)")
         self.path = path
-        self.sp = spm.SentencePieceProcessor(model_file=str(path))
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path}: empty file (expected a SentencePiece tokenizer model)")
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=str(path))
+        except (RuntimeError, OSError) as err:           # sentencepiece: "could not parse ModelProto ..."
+            raise ValueError(f"{path}: not a SentencePiece tokenizer model, truncated or corrupt ({err})") from err
         got = (self.sp.pad_id(), self.sp.bos_id(), self.sp.eos_id(), self.sp.unk_id())
         if got != (PAD_ID, BOS_ID, EOS_ID, UNK_ID):
             raise ValueError(f"{path}: special ids (pad, bos, eos, unk) are {got}, "

@@ -20,6 +20,7 @@ import torch
 
 from omni.audio.io import save_audio
 from omni.cli import main
+from omni.models.asr import ASRConfig, ASRModel
 from omni.models.audio_encoder import AudioEncoderConfig
 from omni.models.omni_model import OmniConfig, OmniModel
 from omni.models.rvq import RVQ, CodecConfig
@@ -182,13 +183,7 @@ def test_load_stage_gives_back_the_exported_weights(exports):
 # ---------------------------------------------------------------------------
 # the commands, end to end on tiny random checkpoints
 # ---------------------------------------------------------------------------
-def needs_template():
-    return pytest.importorskip("omni.data.dialogue", reason="the SFT chat template (omni/data/dialogue.py, "
-                                                           "omni_sft stage) is not in this checkout")
-
-
 def test_chat_with_image_and_audio_matches_the_pipeline(capsys, exports, media):
-    needs_template()
     image, clip = media
     rc, out, err = run(capsys, "chat", "what do you see and hear?", "--image", image, "--audio", clip,
                        "--ckpt", exports["omni_sft"], "--max-tokens", 6, "--temperature", 1.0, "--top-k", 20,
@@ -209,7 +204,6 @@ def test_chat_with_image_and_audio_matches_the_pipeline(capsys, exports, media):
 
 
 def test_chat_marker_count_must_match_the_media(capsys, exports, media):
-    needs_template()
     rc, _, err = run(capsys, "chat", "<image> and <image>?", "--image", media[0], "--ckpt", exports["omni_sft"])
     assert rc == 1 and "2 <image> and 0 <audio> markers, but 1 images and 0 audio clips" in err
 
@@ -270,11 +264,10 @@ def test_tts_writes_a_wav_of_the_printed_duration(capsys, tmp_path, exports):
 
 
 def test_asr_transcribes_with_the_exported_model(capsys, tmp_path, media):
-    asr = pytest.importorskip("omni.models.asr", reason="ASRModel (omni/models/asr.py) is not in this checkout")
     torch.manual_seed(0)
-    cfg = asr.ASRConfig(encoder=AudioEncoderConfig(conv_channels=4, d_model=32, n_layers=1, n_heads=2,
+    cfg = ASRConfig(encoder=AudioEncoderConfig(conv_channels=4, d_model=32, n_layers=1, n_heads=2,
                                                    ffn_hidden=64), vocab_size=98)
-    model = asr.ASRModel(cfg).eval()
+    model = ASRModel(cfg).eval()
     folder = export(model, cfg, tmp_path / "audio")
     rc, out, err = run(capsys, "asr", media[1], "--ckpt", folder, "--device", "cpu")
     assert rc == 0, err
@@ -379,3 +372,50 @@ def test_infer_scripts_run_from_a_checkout(tmp_path):
     done = subprocess.run([sys.executable, str(repo / "infer" / "asr.py"), "clip.wav", "--ckpt", "nowhere"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "no audio checkpoint: nowhere does not exist" in done.stderr
+
+
+# ---------------------------------------------------------------------------
+# --dtype: chat, asr and tts under CPU autocast
+# ---------------------------------------------------------------------------
+def linear_dtypes_during(fn):
+    """Run fn(); return (its result, the set of dtypes every nn.Linear produced meanwhile)."""
+    seen = set()
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Linear):
+            seen.add(output.dtype)
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        return fn(), seen
+    finally:
+        handle.remove()
+
+
+@pytest.mark.skipif(not torch.amp.autocast_mode.is_autocast_available("cpu"), reason="no CPU autocast")
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_inference_dtype_runs_chat_asr_and_tts_under_autocast(capsys, tmp_path, exports, media, dtype):
+    image, clip = media
+    want = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    torch.manual_seed(0)
+    asr_cfg = ASRConfig(encoder=AudioEncoderConfig(conv_channels=4, d_model=32, n_layers=1, n_heads=2,
+                                                   ffn_hidden=64), vocab_size=98)
+    asr_dir = export(ASRModel(asr_cfg), asr_cfg, tmp_path / "audio")
+    commands = {
+        "chat": ["chat", "what do you see and hear?", "--image", image, "--audio", clip, "--ckpt",
+                 exports["omni_sft"], "--max-tokens", 4, "--greedy"],
+        "chat --text-only": ["chat", "the red cat", "--text-only", "--ckpt", exports["thinker"], "--greedy",
+                             "--max-tokens", 4],
+        "asr": ["asr", clip, "--ckpt", asr_dir],
+        "tts": ["tts", "the red cat", "-o", tmp_path / "hi.wav", "--talker", exports["talker"], "--codec",
+                exports["codec"]],
+    }
+    for name, argv in commands.items():
+        (rc, out, err), seen = linear_dtypes_during(lambda: run(capsys, *argv, "--device", "cpu", "--dtype", dtype))
+        assert rc == 0, (name, err)
+        assert f"({dtype} autocast)" in err, (name, err)
+        assert want in seen, f"{name}: no Linear ran in {want} (saw {seen})"
+        assert out.strip(), name
+        (rc, _, err), seen = linear_dtypes_during(lambda: run(capsys, *argv, "--device", "cpu", "--dtype", "fp32"))
+        assert rc == 0 and "(fp32)" in err and seen == {torch.float32}, (name, err, seen)
+    wave, sr = sf.read(str(tmp_path / "hi.wav"))
+    assert sr == 16_000 and np.isfinite(wave).all() and np.abs(wave).max() > 0

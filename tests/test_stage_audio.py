@@ -34,8 +34,29 @@ def test_smoke_ctc_loss_falls_and_cer_is_logged(run):
     assert len(train) == 30 and all(r["skipped"] is None for r in recs if r["kind"] == "train")
     assert sum(train[-5:]) / 5 < 0.7 * sum(train[:5]) / 5, (train[:5], train[-5:])
     evals = [r for r in recs if r["kind"] == "eval"]
-    assert [e["step"] for e in evals] == [15, 30] and all(0 <= e["val_cer"] <= 1.5 for e in evals)
+    assert [e["step"] for e in evals] == [15, 30]
     assert all(r["samples_per_s"] > 0 for r in recs if r["kind"] == "train")
+
+
+def test_smoke_validation_beats_an_untrained_model(run):
+    # 30 steps are far too few for CTC to leave its all-blank phase, so the CER cannot show learning
+    # yet (an untrained model's random characters even score ~0.8, the near-blank trained one ~0.99).
+    # Two checks that a broken loop, loss or evaluation fails:
+    #  * val_cer ≤ 1: a blank transcript scores exactly 1; above it the model inserts garbage;
+    #  * val_loss ≤ 0.6 × an untrained model's on the same clips (measured: 6.26 → 2.99 nats/char).
+    world, out = run
+    evals = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "eval"]
+    assert all(0 <= e["val_cer"] <= 1.0 for e in evals), evals
+    from omni.data.manifest import read_manifest
+    from omni.training.ctc import speech_cer
+    preset = json.loads(SMOKE.read_text())
+    clips = SpeechClips(read_manifest(world / "asr_val.jsonl", "asr")[: preset["data"]["val_clips"]])
+    torch.manual_seed(0)
+    cfg = ASRConfig(encoder=AudioEncoderConfig(**preset["model"]["encoder"]), vocab_size=preset["model"]["vocab_size"])
+    with torch.no_grad():
+        untrained = speech_cer(ASRModel(cfg).eval(), clips, 8)
+    assert evals[-1]["val_loss"] <= 0.6 * untrained["val_loss"], (evals[-1], untrained)
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
 
 
 def test_export_loads_strictly_and_transcribes(run):

@@ -9,7 +9,7 @@ import torch
 from omni.evaluation.codec import evaluate
 from omni.evaluation.metric import Metric
 from omni.models.rvq import RVQ, CodecConfig
-from omni.training import load_exported, read_checkpoint, read_metrics
+from omni.training import load_exported, read_checkpoint, read_export_config, read_metrics
 from omni.training.checkpoint import load_model_state
 from speech_stages import CODEC_SMOKE, codec_run, speech_world, train  # noqa: F401  (fixtures)
 from training_toy import one_thread  # noqa: F401  (fixture)
@@ -39,9 +39,10 @@ def test_codec_smoke_loss_falls_and_usage_is_logged(codec_run):
 
 
 def test_codec_export_loads_strictly_and_codes_round_trip(codec_run):
-    ck = read_checkpoint(codec_run / "checkpoints/latest.pt")
+    exported_from = read_export_config(codec_run / "export/config.json")[1]["checkpoint"]   # best.pt
+    ck = read_checkpoint(codec_run / "checkpoints" / exported_from)
     model = RVQ(CodecConfig(**ck["model_config"]))
-    load_model_state(model, ck["model"], "latest.pt")
+    load_model_state(model, ck["model"], exported_from)
     exported = load_exported(codec_run / "export", RVQ, CodecConfig)
     assert torch.equal(model.codebooks, exported.codebooks)
     codes = exported.encode(torch.randn(2, 50, 128) - 5)                      # Part 6's batch

@@ -12,7 +12,7 @@ from omni.evaluation.talker import evaluate
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny
 from omni.tokenizer import BPETokenizer
-from omni.training import export_safetensors, load_exported, read_checkpoint, read_metrics
+from omni.training import export_safetensors, load_exported, read_checkpoint, read_export_config, read_metrics
 from omni.training.checkpoint import load_model_state
 from omni.training.speech import check_codec, pad_talker_batch
 from speech_stages import TALKER_SMOKE, codec_run, speech_world, train  # noqa: F401  (fixtures)
@@ -45,9 +45,10 @@ def test_talker_smoke_loss_falls(talker_run):
 
 
 def test_talker_export_loads_strictly_with_tokenizer_and_codec(talker_run, codec_run, tmp_path):
-    ck = read_checkpoint(talker_run / "checkpoints/latest.pt")
+    exported_from = read_export_config(talker_run / "export/config.json")[1]["checkpoint"]   # best.pt
+    ck = read_checkpoint(talker_run / "checkpoints" / exported_from)
     model = TalkerTiny(TalkerConfig(**ck["model_config"]))
-    load_model_state(model, ck["model"], "latest.pt")
+    load_model_state(model, ck["model"], exported_from)
     exported = load_exported(talker_run / "export", TalkerTiny, TalkerConfig)
     for (name, p), q in zip(model.state_dict().items(), exported.state_dict().values()):
         assert torch.equal(p, q), name
@@ -59,12 +60,16 @@ def test_talker_export_loads_strictly_with_tokenizer_and_codec(talker_run, codec
         check_codec(talker_run / "export", other)
 
 
-def test_talker_needs_its_codec(speech_world, tmp_path):
+def test_talker_needs_its_codec(speech_world, tmp_path, capsys):
     from omni import cli
 
     rc = cli.main(["train", "talker", "--config", str(TALKER_SMOKE), "--data", str(speech_world),
                    "--codec", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--device", "cpu"])
-    assert rc == 1                                                             # FileNotFoundError, one line
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"omni train: error: no codec at {tmp_path / 'nowhere'} (config.json missing)" in err
+    assert "omni train codec" in err and "--codec DIR" in err
+    assert not (tmp_path / "run" / "export").exists()
 
 
 def test_padded_batch_layout():

@@ -96,6 +96,60 @@ def test_cached_and_uncached_generation_agree():
     assert torch.equal(cached.codes[:, 0], torch.zeros(1, 2, dtype=torch.long))
 
 
+def stepwise_logits(talker, text, codes):
+    """Cached decoding fed the given frames one at a time: logits (base, residual, stop) per frame."""
+    from omni.nn.kv_cache import KVCache
+
+    cache = KVCache.for_model(talker, 1)
+    outs = [talker(codes[:, :1], text_ids=text, cache=cache)]                  # prefill: text + start frame
+    outs += [talker(codes[:, t:t + 1], cache=cache) for t in range(1, codes.shape[1])]
+    return [torch.cat([o[i] for o in outs], dim=1) for i in range(3)]
+
+
+@torch.no_grad()
+def test_cached_logits_equal_uncached_base_residual_and_stop():
+    torch.manual_seed(0)
+    talker = TalkerTiny(tiny_cfg()).eval()
+    text = torch.tensor([SEED_TTS_IDS[:4]])
+    codes = torch.randint(0, talker.cfg.codebook_size, (1, 30, 2))
+    codes[:, 0] = 0                                                            # the start frame
+    full = talker(codes, text_ids=text)
+    middle = full.stop.flatten().sort().values[14:16]
+    talker.stop_head.bias -= middle.mean()                                     # the stop head fires on half
+    full = talker(codes, text_ids=text)
+    assert (full.stop > 0).any() and (full.stop < 0).any()
+    for name, a, b in zip(("base", "residual", "stop"), full, stepwise_logits(talker, text, codes)):
+        assert a.shape == b.shape, name
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0, msg=lambda m: f"{name} logits: {m}")
+    assert torch.equal(full.stop > 0, stepwise_logits(talker, text, codes)[2] > 0)
+
+
+@torch.no_grad()
+def test_cached_and_uncached_generation_stop_on_the_same_frame():
+    torch.manual_seed(1)
+    talker = TalkerTiny(tiny_cfg()).eval()
+    text = torch.tensor([SEED_TTS_IDS[:4]])
+    z = talker(generate_codes(talker, text, max_frames=40, ignore_stop=True).codes[:, :-1], text_ids=text).stop[0]
+    # move the bias so the stop head first fires on frame s: the last frame whose logit beats all before it
+    s = max(t for t in range(1, 40) if z[t] > z[:t].max())
+    gap = float(z[s] - z[:s].max())
+    assert 3 <= s < 39 and gap > 1e-3, (s, gap)                                 # a clear, mid-sequence stop
+    talker.stop_head.bias -= (z[s] + z[:s].max()) / 2
+    cached = generate_codes(talker, text, max_frames=40, use_cache=True)
+    uncached = generate_codes(talker, text, max_frames=40, use_cache=False)
+    assert cached.stop_reason == uncached.stop_reason == "stop"
+    assert cached.codes.shape == (1, s + 2, 2) and torch.equal(cached.codes, uncached.codes)
+
+
+@pytest.mark.parametrize("head,what", [("base_head", "Talker base logits"), ("res_head", "Talker residual logits")])
+def test_non_finite_code_logits_are_caught_per_head(head, what):
+    talker = TalkerTiny(tiny_cfg()).eval()
+    with torch.no_grad():
+        getattr(talker, head).weight[3, 0] = float("nan")
+    with pytest.raises(RuntimeError, match=f"{what} are not finite: 1 NaN and 0 Inf"):
+        talker(torch.zeros(1, 1, 2, dtype=torch.long), text_ids=torch.tensor([[5, 6]]))
+
+
 def test_stop_rule_terminates_within_the_cap():
     cfg = tiny_cfg(min_frames=5, max_frames=60, frames_per_token=3)
     for seed in range(3):                                                # untrained Talkers, as they come

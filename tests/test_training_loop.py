@@ -97,6 +97,51 @@ def test_checkpoint_contents_best_and_plot(tmp_path):
         assert len(img.convert("RGB").getcolors(maxcolors=1 << 20)) > 4   # axes, curves, text: not blank
 
 
+def exported_weights(folder):
+    from safetensors.torch import load_file
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.mark.parametrize("choice", ["best", "last"])
+def test_export_holds_best_pt_by_default_or_the_last_step(tmp_path, capsys, choice):
+    # val_loss is best at step 2 of 6, so best.pt and the last step's weights differ (lr 1e-2, 4 updates apart)
+    evals = iter([1.0, 2.0, 3.0])
+    cfg = toy_config(max_steps=6, eval_freq=2, best_metric="val_loss", export=choice)
+    model, result = run(tmp_path, cfg, eval_fn=lambda model: {"val_loss": next(evals)})
+    assert result.best == {"metric": "val_loss", "score": 1.0, "step": 2}
+    best = read_checkpoint(tmp_path / "checkpoints/best.pt")["model"]
+    last = model.state_dict()
+    got = exported_weights(tmp_path / "export")
+    want, other = (best, last) if choice == "best" else (last, best)
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+    assert any(not torch.equal(got[k], other[k]) for k in got), "best and last weights should differ here"
+    fields, provenance = ckpt_io.read_export_config(tmp_path / "export/config.json")
+    assert fields == {"d_in": 8, "d_hidden": 16}
+    lines = capsys.readouterr().out.strip().splitlines()
+    if choice == "best":
+        assert provenance == {"weights": "best", "checkpoint": "best.pt", "metric": "val_loss", "score": 1.0,
+                              "step": 2}
+        assert lines[-1] == f"[export] best.pt (val_loss 1 at step 2) → {tmp_path / 'export'}"
+    else:
+        assert provenance == {"weights": "last", "step": 6}
+        assert lines[-1] == f"[export] the last step's weights (step 6; train.export is 'last') → {tmp_path / 'export'}"
+    assert lines[-2].startswith("[done] 6 steps, 6 applied")
+    again = load_exported(tmp_path / "export", Toy, ToyConfig)        # the strict loader accepts "_export"
+    for k, v in again.state_dict().items():
+        assert torch.equal(v, want[k]), k
+    for k, v in model.state_dict().items():                           # exporting best.pt left the model alone
+        assert torch.equal(v, last[k]), k
+
+
+def test_export_without_a_best_metric_is_the_last_step(tmp_path, capsys):
+    model, _ = run(tmp_path, toy_config(max_steps=3))
+    assert ckpt_io.read_export_config(tmp_path / "export/config.json")[1] == {"weights": "last", "step": 3}
+    assert "no best.pt: train.best_metric is not set" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="TrainConfig.export must be 'best' or 'last', got 'newest'"):
+        toy_config(export="newest")
+
+
 def test_crash_during_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
     run(tmp_path, toy_config(max_steps=4, checkpoint_freq=2))
     path = tmp_path / "checkpoints/latest.pt"

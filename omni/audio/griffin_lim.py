@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from omni import trace
+from omni.audio.mel import apply_filterbank
 from omni.audio.speech_mel import Framing, SpeechMelConfig, mel_basis, mel_to_linear, num_samples, silence_level
 
 
@@ -62,7 +63,7 @@ def mel_to_magnitude(mel: torch.Tensor, cfg: SpeechMelConfig = SpeechMelConfig()
     """mel (T, n_mels) in cfg.domain → STFT magnitude (T, n_freqs), ≥ 0."""
     check_mel(mel, cfg)
     linear = mel_to_linear(mel.float(), cfg)                                     # (T, n_mels)
-    spec = (linear @ mel_pinv(cfg).to(mel.device).T).clamp_min(0.0)              # (T, n_freqs)
+    spec = apply_filterbank(mel_pinv(cfg).to(mel.device), linear.T).T.clamp_min(0.0)   # (T, n_freqs)
     if cfg.power == 2.0:
         spec = spec.sqrt()                                                       # power → magnitude
     if not bool(spec.any()):

@@ -30,8 +30,12 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> torch
         raise FileNotFoundError(f"audio file not found: {path}")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)   # (T, channels)
+        info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioError(f"cannot decode audio file {path}: {e}") from e
+    truncated = [ln.strip() for ln in info.extra_info.splitlines() if ln.startswith("data") and "should be" in ln]
+    if truncated:       # libsndfile reads what is there and notes the header's claim: "data : 9600 (should be 4956)"
+        raise AudioError(f"audio file {path} is truncated: its header and its length disagree ({truncated[0]})")
     wave = data.mean(axis=1)                                              # (T,) mono
     check_waveform(wave, what=str(path))
     return torch.from_numpy(np.ascontiguousarray(resample(wave, sr, sample_rate)))

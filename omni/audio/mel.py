@@ -11,6 +11,7 @@ Whisper's.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -63,6 +64,19 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
     if norm == "slaney":
         weights *= (2.0 / (hz_pts[2:n_mels + 2] - hz_pts[:n_mels]))[:, None]
     return torch.from_numpy(weights.astype(np.float32))
+
+
+def apply_filterbank(filters: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+    """filters (M, N) @ spec (..., N, frames) → (..., M, frames), always in fp32.
+
+    Autocast is switched off here: power spectra run far past fp16's largest value
+    (65,504), and bf16 would round the features a model was trained on in fp32. So
+    evaluation under a training run's autocast sees the same features as training.
+    """
+    device = spec.device.type                            # "meta" in a dry run: no autocast to leave
+    off = torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else contextlib.nullcontext()
+    with off:
+        return filters.float() @ spec.float()
 
 
 def stft_power(wave: torch.Tensor, n_fft: int, hop_length: int, win_length: int | None = None,

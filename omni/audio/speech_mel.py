@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from omni.audio.io import SAMPLE_RATE
-from omni.audio.mel import mel_filterbank, stft_power
+from omni.audio.mel import apply_filterbank, mel_filterbank, stft_power
 
 MEL_DOMAINS = ("log", "linear")
 
@@ -212,7 +212,7 @@ def speech_mel(wave: torch.Tensor, cfg: SpeechMelConfig = SpeechMelConfig()) -> 
     wave = wave[..., :num_samples(num_frames(wave.shape[-1], cfg), cfg)]   # drop a trailing partial hop
     spec = stft_power(framing.padded(wave.float()), cfg.n_fft, cfg.hop_length, cfg.win_length,
                       center=False, power=cfg.power)                      # (..., n_freqs, frames)
-    mel = torch.matmul(mel_basis(cfg).to(spec.device), spec)              # (..., n_mels, frames)
+    mel = apply_filterbank(mel_basis(cfg).to(spec.device), spec)          # (..., n_mels, frames)
     mel = mel.transpose(-1, -2)                                           # (..., frames, n_mels)
     assert mel.shape[-2] == num_frames(wave.shape[-1], cfg), \
         f"speech_mel framing broke: {wave.shape[-1]} samples gave {mel.shape[-2]} frames"

@@ -38,7 +38,7 @@ from typing import Sequence
 import torch
 
 from omni.audio.io import SAMPLE_RATE, AudioError, check_waveform, load_audio
-from omni.audio.mel import mel_filterbank, stft_power
+from omni.audio.mel import apply_filterbank, mel_filterbank, stft_power
 
 N_FFT = 400            # 25 ms analysis window at 16 kHz
 HOP_LENGTH = 160       # 10 ms between frames → 100 frames per second
@@ -71,7 +71,7 @@ def mel_power(wave: torch.Tensor) -> torch.Tensor:
     """wave (B, T) → mel power (B, T // 160, 128), before the log (the librosa-comparable part)."""
     power = stft_power(wave, N_FFT, HOP_LENGTH, center=True, pad_mode="reflect")   # (B, 201, 1 + T//160)
     power = power[..., :-1]                                                          # (B, 201, T//160)
-    mel = _filters(str(wave.device)) @ power                                         # (B, 128, T//160)
+    mel = apply_filterbank(_filters(str(wave.device)), power)                        # (B, 128, T//160)
     return mel.transpose(-1, -2)                                                     # (B, T//160, 128)
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from omni.audio.io import SAMPLE_RATE
-from omni.audio.mel import mel_filterbank, stft_power
+from omni.audio.mel import apply_filterbank, mel_filterbank, stft_power
 
 N_FFT = 400                                # 25 ms window at 16 kHz
 HOP_LENGTH = 160                           # 10 ms hop → 100 frames per second
@@ -67,7 +67,7 @@ def whisper_log_mel(wave: torch.Tensor, n_mels: int = 128) -> torch.Tensor:
     power = stft_power(x, N_FFT, HOP_LENGTH)                                     # (B?, 201, 3001)
     power = power[..., :-1]                                                      # (B?, 201, 3000): Whisper drops the last frame
     filters = whisper_mel_filters(n_mels).to(power.device)                       # (F, 201)
-    mel = filters @ power                                                        # (B?, F, 3000)
+    mel = apply_filterbank(filters, power)                                       # (B?, F, 3000)
     log_spec = mel.clamp(min=LOG_FLOOR).log10()
     peak = log_spec.amax(dim=(-2, -1), keepdim=True)                             # one maximum per example
     log_spec = torch.maximum(log_spec, peak - DYNAMIC_RANGE)

@@ -14,6 +14,7 @@ The argparse wiring is in omni/cli.py; ``infer/<name>.py`` runs the same code as
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -21,13 +22,24 @@ import torch
 
 from omni.pipelines.checkpoints import default_folder, load_stage
 from omni.pipelines.sampling import SamplingConfig
-from omni.training.precision import resolve_device
+from omni.training.precision import resolve_device, resolve_precision
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}   # --dtype
 
 
 def _sampling(args) -> SamplingConfig:
     """--greedy wins over --temperature; top-k / top-p only matter when sampling."""
     return SamplingConfig(temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k,
                           top_p=args.top_p, max_new_tokens=args.max_tokens)
+
+
+def _autocast(args, device: torch.device):
+    """--dtype of chat, asr and tts: (context, name). The weights stay fp32; autocast runs the matmuls
+    in bf16/fp16. ``auto`` is the training loop's choice (:func:`resolve_precision`): fp32 on the CPU."""
+    name = resolve_precision(args.dtype, device)
+    if name == "fp32":
+        return contextlib.nullcontext(), name
+    return torch.autocast(device_type=device.type, dtype=DTYPES[name]), f"{name} autocast"
 
 
 def _say(text: str) -> None:
@@ -51,11 +63,12 @@ def cmd_chat(args) -> int:
         raise ValueError("--text-only answers one question; a conversation needs the omni_sft checkpoint")
     sampling = _sampling(args)                                # bad sampling options fail before loading
     device = resolve_device(args.device)
+    precision, precision_name = _autocast(args, device)
     loaded = load_stage(stage, args.ckpt or default_folder(stage), device)
     size = None if args.text_only else loaded.model.cfg.vision.image_size     # what ViTTiny was trained on
     pixels = [load_image(p, size=size) for p in images]       # each (3, S, S); S = 224 in the seed
     mels = [log_mel_file(p)[0] for p in audios]               # each (F, 128)
-    _say(f"[chat] {stage} checkpoint {loaded.folder} on {device}")
+    _say(f"[chat] {stage} checkpoint {loaded.folder} on {device} ({precision_name})")
 
     questions = args.question
     shown = [-1]                                    # the turn whose answer is being printed
@@ -66,12 +79,13 @@ def cmd_chat(args) -> int:
             shown[0] = turn
         print(piece, end="", flush=True)
 
-    if args.text_only:
-        results = [chat(loaded.model, loaded.tokenizer, questions[0], sampling=sampling, seed=args.seed,
-                        on_text=lambda piece: show(0, piece))]
-    else:
-        results = converse(loaded.model, loaded.tokenizer, questions, images=pixels, mels=mels, sampling=sampling,
-                           seed=args.seed, on_text=show)
+    with precision:
+        if args.text_only:
+            results = [chat(loaded.model, loaded.tokenizer, questions[0], sampling=sampling, seed=args.seed,
+                            on_text=lambda piece: show(0, piece))]
+        else:
+            results = converse(loaded.model, loaded.tokenizer, questions, images=pixels, mels=mels,
+                               sampling=sampling, seed=args.seed, on_text=show)
     print(flush=True)
     for turn, result in enumerate(results, 1):
         _say(f"[chat] {f'turn {turn}: ' if len(results) > 1 else ''}{len(result.ids)} tokens, stopped by "
@@ -86,13 +100,15 @@ def cmd_asr(args) -> int:
     from omni.audio.tiny_mel import FRAMES_PER_SECOND, log_mel_file
 
     device = resolve_device(args.device)
+    precision, precision_name = _autocast(args, device)
     loaded = load_stage("audio", args.ckpt or default_folder("audio"), device)
     mel = log_mel_file(args.audio).to(device)                             # (1, F, 128)
     lengths = torch.tensor([mel.shape[1]], device=device)                 # (1,)
-    with torch.no_grad():
+    with torch.no_grad(), precision:
         text = loaded.model.transcribe(mel, lengths)[0]
     print(text)
-    _say(f"[asr] {mel.shape[1] / FRAMES_PER_SECOND:.2f} s of audio, audio checkpoint {loaded.folder}")
+    _say(f"[asr] {mel.shape[1] / FRAMES_PER_SECOND:.2f} s of audio, audio checkpoint {loaded.folder} "
+         f"({precision_name})")
     return 0
 
 
@@ -104,22 +120,22 @@ def cmd_tts(args) -> int:
     from omni.pipelines.tts import speak
 
     device = resolve_device(args.device)
+    precision, precision_name = _autocast(args, device)
     talker = load_stage("talker", args.talker or default_folder("talker"), device, flag="--talker")
     codec = load_stage("codec", args.codec or default_folder("codec"), device, flag="--codec")
     mel_cfg = SpeechMelConfig()
-    result = speak(args.text, talker.tokenizer, talker.model, codec.model, args.out, mel_cfg=mel_cfg)
+    with precision:
+        result = speak(args.text, talker.tokenizer, talker.model, codec.model, args.out, mel_cfg=mel_cfg)
     frames = result.codes.shape[1] - 1                          # the zero start frame is not generated
     print(f"wrote {args.out}: {result.wave.numel() / mel_cfg.sample_rate:.2f} s "
           f"({frames} frames, stopped by {result.stop_reason})")
+    _say(f"[tts] talker {talker.folder}, codec {codec.folder} ({precision_name})")
     return 0
 
 
 # ---------------------------------------------------------------------------
 # omni mufun
 # ---------------------------------------------------------------------------
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def cmd_mufun(args) -> int:
     from omni.audio.io import load_audio
     from omni.mufun.fusion import AUDIO_MARKER, tokenize_with_audio

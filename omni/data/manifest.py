@@ -196,8 +196,12 @@ def read_manifest(path: str | os.PathLike, task: str) -> list:
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
     root, records = path.parent, []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ManifestError(f"{path}:{lineno}: not UTF-8 text ({e}); a manifest is JSON lines") from e
             if not line.strip():
                 raise ManifestError(f"{path}:{lineno}: blank line (one JSON object per line)")
             try:

@@ -180,7 +180,8 @@ class TalkerTiny(nn.Module):
             trace.record("talker.base_logits", out.base, "logits over codebook 0 (base)")
             trace.record("talker.res_logits", out.residual, "logits over codebook 1 (residual)")
             trace.record("talker.stop_logit", out.stop, "is this frame the last? (> 0 = yes)")
-            check_finite(out.base, "Talker base logits")
+            check_finite(out.base, "Talker base logits")           # seed 004: base and residual separately
+            check_finite(out.residual, "Talker residual logits")
         return out
 
 

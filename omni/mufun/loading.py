@@ -34,13 +34,11 @@ from omni.mufun.model import MuFunModel
 from omni.mufun.qwen3 import HF_PREFIX, Qwen3LM
 from omni.mufun.whisper import HF_RENAMES, WhisperEncoder
 from omni.nn import RotaryEmbedding
+from omni.training.checkpoint import CheckpointError, read_json_object, read_safetensors
 
 WHISPER_PREFIX = "model.encoder."
 CONNECTOR_PREFIXES = ("connector._connector.", "")     # MuFun's full-model prefix, or bare
 
-
-class CheckpointError(ValueError):
-    """A checkpoint folder/file that does not match the model; the message names the keys."""
 
 
 # -- files ---------------------------------------------------------------------------
@@ -48,25 +46,25 @@ def read_config(folder: str | os.PathLike) -> dict:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"no config.json in {folder}")
-    return json.loads(path.read_text())
+    return read_json_object(path)
 
 
 def read_safetensors_folder(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
     """All tensors of ``model.safetensors`` or of the shards named by ``model.safetensors.index.json``."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.is_file():
-        return load_file(str(single))
+        return read_safetensors(single)
     if index.is_file():
-        weight_map = json.loads(index.read_text())["weight_map"]
+        weight_map = read_json_object(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{index}: no \"weight_map\" object naming each tensor's shard")
         state: dict[str, torch.Tensor] = {}
         for shard in sorted(set(weight_map.values())):
             shard_path = folder / shard
             if not shard_path.is_file():
                 raise CheckpointError(f"{index} names shard {shard}, which is missing from {folder}")
-            part = load_file(str(shard_path))
+            part = read_safetensors(shard_path)
             listed = {k for k, v in weight_map.items() if v == shard}
             if set(part) != listed:
                 raise CheckpointError(f"shard {shard_path} holds {sorted(set(part) ^ listed)[:10]} not as the index says")

@@ -76,12 +76,15 @@ class Qwen3LM(nn.Module):
         return self.embed_tokens(ids)
 
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
-                cache: KVCache | None = None, labels: torch.Tensor | None = None, return_hidden: bool = False):
+                cache: KVCache | None = None, labels: torch.Tensor | None = None, return_hidden: bool = False,
+                attention_mask: torch.Tensor | None = None):
         """ids (B, T) xor embeds (B, T, hidden) → logits (B, T, vocab).
 
         With ``cache`` the T new positions start at ``cache.length`` (RoPE too) and
         the cache advances by T. With ``labels`` (B, T) returns (logits, loss):
         next-token cross-entropy, positions labelled -100 ignored.
+        ``attention_mask`` (B, S), HF's convention (1 = token, 0 = padding) over all
+        S = cached + new positions, keeps every token from attending to padding.
         """
         c = self.cfg
         if (ids is None) == (embeds is None):
@@ -98,10 +101,11 @@ class Qwen3LM(nn.Module):
             if start + T > c.max_position_embeddings:
                 raise ValueError(f"sequence of {start + T} tokens ({start} cached + {T} new) exceeds Qwen3's "
                                  f"max_position_embeddings={c.max_position_embeddings}")
+            mask = None if attention_mask is None else padding_mask(attention_mask, B, start, T)
             rope = self.rope(start, T, device=x.device)
             for i, block in enumerate(self.layers):     # the trace shows block 0 in full
                 with trace.muted() if i > 0 else contextlib.nullcontext():
-                    x = block(x, rope=rope, cache=cache, layer=i)
+                    x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)
             if cache is not None:
                 cache.advance(T)
             h = trace.record("llm.hidden", self.norm(x), f"hidden states after {c.n_layers} layers + final RMSNorm")
@@ -113,6 +117,20 @@ class Qwen3LM(nn.Module):
         if return_hidden:
             out += (h,)
         return out[0] if len(out) == 1 else out
+
+
+def padding_mask(attention_mask: torch.Tensor, B: int, start: int, T: int) -> torch.Tensor:
+    """attention_mask (B, S) of 1/0 → boolean (B, 1, T, S), True = may attend (attention adds causality).
+
+    A padding query (its outputs are never used) may attend everything, so that no row of
+    the softmax is empty: an all-masked row would be NaN.
+    """
+    S = start + T
+    if tuple(attention_mask.shape) != (B, S):
+        raise ValueError(f"attention_mask must be (B, S) = ({B}, {S}) over {start} cached + {T} new positions, "
+                         f"got {tuple(attention_mask.shape)}")
+    keep = attention_mask.bool()
+    return keep[:, None, None, :] | ~keep[:, None, start:, None]                 # (B, 1, T, S)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@
 """
 
 from omni.training.checkpoint import (CheckpointError, export_safetensors, load_exported, read_checkpoint,
-                                      seed_everything)
+                                      read_export_config, seed_everything)
 from omni.training.config import TrainConfig, load_preset
 from omni.training.data import DataSource, ShuffledBatches
 from omni.training.guards import TrainingDiverged
@@ -21,4 +21,4 @@ from omni.training.metrics import read_metrics
 
 __all__ = ["CheckpointError", "DataSource", "ShuffledBatches", "TrainConfig", "TrainContext", "TrainResult",
            "TrainingDiverged", "export_safetensors", "fit", "load_exported", "load_preset", "override",
-           "read_checkpoint", "read_metrics", "seed_everything", "setup"]
+           "read_checkpoint", "read_export_config", "read_metrics", "seed_everything", "setup"]

@@ -14,7 +14,10 @@ missing, unexpected or mis-shaped keys raise :class:`CheckpointError` naming
 the file and the keys.
 
 The exported form for inference is ``model.safetensors`` + ``config.json``
-(the model config's fields, loadable with ``Config(**json)``).
+(the model config's fields, loadable with ``Config(**json)``). The training
+loop adds one key that is not a field, ``"_export"`` (:data:`EXPORT_KEY`):
+which weights were exported (``best.pt`` at some step, or the last step's).
+:func:`read_export_config` splits it off, so strict loaders never see it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import random
 from pathlib import Path
 
@@ -30,6 +34,9 @@ import torch
 from torch import nn
 
 FORMAT = 1
+CHECKPOINT_KEYS = {"format", "step", "updates", "model", "optimizer", "scheduler", "scaler", "data", "rng", "skips",
+                   "best", "model_config", "model_config_class", "train_config"}   # what training_state() writes
+EXPORT_KEY = "_export"   # config.json's one non-field key: {"weights": "best"|"last", "step": ..., ...}
 
 
 class CheckpointError(RuntimeError):
@@ -91,12 +98,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (not a checkpoint)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:   # truncated zip, bad pickle
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:   # truncated zip, bad pickle
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint, truncated or corrupt "
+                              f"({type(err).__name__}: {first})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an omni training checkpoint of format {FORMAT}")
+    missing, unknown = sorted(CHECKPOINT_KEYS - set(ckpt)), sorted(set(ckpt) - CHECKPOINT_KEYS)
+    if missing or unknown:
+        raise CheckpointError(f"{path}: an omni checkpoint of format {FORMAT} holds {sorted(CHECKPOINT_KEYS)}; "
+                              f"this one lacks {missing} and has unknown keys {unknown}")
     return ckpt
 
 
@@ -141,8 +156,10 @@ def check_model_config(ckpt: dict, model_config, path: str | os.PathLike) -> Non
 # ---------------------------------------------------------------------------
 # Export for inference: model.safetensors + config.json
 # ---------------------------------------------------------------------------
-def export_safetensors(model: nn.Module, model_config, out_dir: str | os.PathLike) -> Path:
-    """Write ``out_dir/model.safetensors`` (tied weights stored once) and ``out_dir/config.json``."""
+def export_safetensors(model: nn.Module, model_config, out_dir: str | os.PathLike,
+                       provenance: dict | None = None) -> Path:
+    """Write ``out_dir/model.safetensors`` (tied weights stored once) and ``out_dir/config.json``
+    (the config's fields, plus ``provenance`` under :data:`EXPORT_KEY` when given)."""
     from safetensors.torch import save_model
 
     out_dir = Path(out_dir)
@@ -150,26 +167,84 @@ def export_safetensors(model: nn.Module, model_config, out_dir: str | os.PathLik
     tmp = out_dir / "model.safetensors.tmp"
     save_model(model, str(tmp))
     os.replace(tmp, out_dir / "model.safetensors")
-    (out_dir / "config.json.tmp").write_text(json.dumps(dataclasses.asdict(model_config), indent=2) + "\n")
+    fields = dataclasses.asdict(model_config)
+    if provenance is not None:
+        fields[EXPORT_KEY] = provenance
+    (out_dir / "config.json.tmp").write_text(json.dumps(fields, indent=2) + "\n")
     os.replace(out_dir / "config.json.tmp", out_dir / "config.json")
     return out_dir
 
 
-def load_exported(out_dir: str | os.PathLike, model_cls: type, config_cls: type) -> nn.Module:
-    """Rebuild ``model_cls(config_cls(**config.json))`` and load the safetensors strictly."""
+def export_checkpoint(model: nn.Module, path: str | os.PathLike, model_config, out_dir: str | os.PathLike,
+                      provenance: dict) -> Path:
+    """Export the weights saved in training checkpoint ``path`` (e.g. ``best.pt``) through ``model``.
+
+    ``model`` lends its structure only: its own weights are put back afterwards.
+    """
+    ckpt = read_checkpoint(path)
+    check_model_config(ckpt, model_config, path)
+    own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    load_model_state(model, ckpt["model"], str(path))
+    try:
+        return export_safetensors(model, model_config, out_dir, provenance)
+    finally:
+        model.load_state_dict(own, strict=True)
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """The JSON object in ``path`` (a config.json, an index); CheckpointError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    text = path.read_bytes()
+    if not text.strip():
+        raise CheckpointError(f"{path}: empty file (expected a JSON object)")
+    try:
+        raw = json.loads(text.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON, truncated or corrupt ({err})") from err
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of config fields, got {type(raw).__name__}")
+    return raw
+
+
+def read_export_config(path: str | os.PathLike) -> tuple[dict, dict | None]:
+    """(the config's fields, the export's provenance or None) from an export's ``config.json``."""
+    raw = read_json_object(path)
+    provenance = raw.pop(EXPORT_KEY, None)
+    return raw, provenance
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file; CheckpointError naming the file when it is unreadable."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (expected safetensors weights)")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not readable safetensors weights, truncated or corrupt ({err})") from err
+
+
+def load_exported(out_dir: str | os.PathLike, model_cls: type, config_cls: type) -> nn.Module:
+    """Rebuild ``model_cls(config_cls(**config.json))`` and load the safetensors strictly."""
     out_dir = Path(out_dir)
     cfg_path, weights = out_dir / "config.json", out_dir / "model.safetensors"
     for p in (cfg_path, weights):
         if not p.is_file():
             raise FileNotFoundError(f"exported model incomplete: {p} not found")
+    fields, _ = read_export_config(cfg_path)
     try:
-        cfg = config_cls(**json.loads(cfg_path.read_text()))
+        cfg = config_cls(**fields)
     except TypeError as err:
         raise CheckpointError(f"{cfg_path} does not fit {config_cls.__name__}: {err}") from err
     model = model_cls(cfg)
-    state = load_file(str(weights))
+    state = read_safetensors(weights)
     # safetensors stores a tied weight once; re-add the aliases the module expects.
     own = model.state_dict()
     ptr_to_names: dict[int, list[str]] = {}

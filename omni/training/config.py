@@ -21,6 +21,11 @@ from pathlib import Path
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
+class PresetError(ValueError, TypeError):
+    """A preset file that cannot be used: not JSON, wrong sections, or a section its dataclass refuses.
+    (A TypeError too: an unknown key has always raised one.) The message names the file."""
+
+
 @dataclass
 class TrainConfig:
     seed: int = 0
@@ -48,6 +53,7 @@ class TrainConfig:
     eval_freq: int = 500               # run the stage's eval_fn every this many steps (and at the end)
     best_metric: str | None = None     # key of eval_fn's result that picks best.pt (None: no best.pt)
     best_mode: str = "min"             # min | max
+    export: str = "best"               # best | last: weights in <run>/export (best: best.pt when there is one)
     progress: bool = True              # show the tqdm bar (rank 0 only)
 
     def __post_init__(self):
@@ -59,6 +65,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be ≥ 1, got {getattr(self, name)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.export not in ("best", "last"):
+            raise ValueError(f"TrainConfig.export must be 'best' or 'last', got {self.export!r}")
         if self.best_mode not in ("min", "max"):
             raise ValueError(f"TrainConfig.best_mode must be 'min' or 'max', got {self.best_mode!r}")
         if not 0 <= self.min_lr <= self.lr:
@@ -81,20 +89,28 @@ def load_preset(path: str | os.PathLike, sections: dict[str, type]) -> dict[str,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    with open(path) as f:
-        raw = json.load(f)
+    text = path.read_bytes()
+    if not text.strip():
+        raise PresetError(f"{path}: empty file (expected a JSON object with sections {sorted(sections)})")
+    try:
+        raw = json.loads(text.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise PresetError(f"{path}: not valid JSON, truncated or corrupt ({err})") from err
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object with sections {sorted(sections)}")
+        raise PresetError(f"{path}: expected a JSON object with sections {sorted(sections)}")
     if set(raw) != set(sections):
         missing, extra = sorted(set(sections) - set(raw)), sorted(set(raw) - set(sections))
-        raise ValueError(f"{path}: sections must be {sorted(sections)}; missing {missing}, unexpected {extra}")
+        raise PresetError(f"{path}: sections must be {sorted(sections)}; missing {missing}, unexpected {extra}")
     built = {}
     for name, cls in sections.items():
+        if not isinstance(raw[name], dict):
+            raise PresetError(f"{path} [{name}]: expected an object of {cls.__name__} fields, "
+                              f"got {type(raw[name]).__name__}")
         try:
             built[name] = cls(**raw[name])
-        except TypeError as err:  # unknown or missing keyword: re-raise naming the file
+        except (TypeError, ValueError, AssertionError) as err:   # unknown key, wrong type, broken invariant
             known = [f.name for f in dataclasses.fields(cls)]
-            raise TypeError(f"{path} [{name}] does not fit {cls.__name__}: {err}; known keys: {known}") from err
+            raise PresetError(f"{path} [{name}] does not fit {cls.__name__}: {err}; known keys: {known}") from err
     return built
 
 
@@ -110,4 +126,4 @@ def config_diff(old: dict, new: dict) -> list[str]:
             for k in keys if old.get(k, "<absent>") != new.get(k, "<absent>")]
 
 
-__all__ = ["TrainConfig", "PRECISIONS", "load_preset", "config_dict", "config_diff"]
+__all__ = ["TrainConfig", "PRECISIONS", "PresetError", "load_preset", "config_dict", "config_diff"]

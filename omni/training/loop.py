@@ -16,6 +16,10 @@ A stage supplies five things and gets a guarded, resumable, checkpointed run::
   steps and at the end; ``TrainConfig.best_metric`` names the key that picks
   ``best.pt``; a ``val_loss`` key is drawn next to the training loss.
 
+At the end ``<run>/export`` gets best.pt's weights (``TrainConfig.export = "best"``, the default,
+when there is a best.pt) or the last step's (``"last"``); the last line says which, and the
+export's config.json records it (:func:`export_weights`).
+
 One optimizer step = ``grad_accum_steps`` micro-steps, then the guards in the
 order of seed 004 (see :mod:`omni.training.guards`), then clip and step.
 """
@@ -230,10 +234,27 @@ def fit(ctx: TrainContext, model: nn.Module, loss_fn: Callable, data: DataSource
     bar.close()
 
     if main:
-        out = ckpt_io.export_safetensors(model, model_config, run_dir / "export")
-        ctx.say(f"[done] {step} steps, {updates} applied, {skips.total} skipped; weights → {out}")
+        ctx.say(f"[done] {step} steps, {updates} applied, {skips.total} skipped")
+        export_weights(ctx, model, model_config, best, step, ckpt_dir, run_dir / "export")
     return TrainResult(step=step, updates=updates, skipped=skips.total, best=best, last_eval=last_eval,
                        run_dir=run_dir)
+
+
+def export_weights(ctx: TrainContext, model: nn.Module, model_config, best: dict | None, step: int,
+                   ckpt_dir: Path, out_dir: Path) -> Path:
+    """Write ``out_dir`` from best.pt (``train.export: best`` and a best exists) or the last step's
+    weights; say which, and record it in config.json under ``_export``."""
+    if ctx.cfg.export == "best" and best is not None:
+        provenance = {"weights": "best", "checkpoint": "best.pt", **best}
+        out = ckpt_io.export_checkpoint(model, ckpt_dir / "best.pt", model_config, out_dir, provenance)
+        what = f"best.pt ({best['metric']} {best['score']:.4g} at step {best['step']})"
+    else:
+        provenance = {"weights": "last", "step": step}
+        out = ckpt_io.export_safetensors(model, model_config, out_dir, provenance)
+        why = "train.export is 'last'" if ctx.cfg.export == "last" else "no best.pt: train.best_metric is not set"
+        what = f"the last step's weights (step {step}; {why})"
+    ctx.say(f"[export] {what} → {out}")
+    return out
 
 
 @torch.no_grad()

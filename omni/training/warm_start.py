@@ -23,7 +23,7 @@ from pathlib import Path
 
 from torch import nn
 
-from omni.training.checkpoint import CheckpointError, check_state_dict
+from omni.training.checkpoint import CheckpointError, check_state_dict, read_export_config, read_safetensors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,7 @@ def read_export(export: str | Path) -> tuple[dict, Path]:
     for p in (cfg_path, weights):
         if not p.is_file():
             raise FileNotFoundError(f"export incomplete or missing: {p} not found")
-    return json.loads(cfg_path.read_text()), weights
+    return read_export_config(cfg_path)[0], weights
 
 
 def check_part_config(exported: dict, expected, where: str, may_differ: tuple[str, ...] = ()) -> list[str]:
@@ -62,8 +62,6 @@ def load_part(module: nn.Module, export: str | Path, source: PartSource, part_co
     """Load ``module`` (a part of a composite model) from ``export`` strictly.
 
     Returns the weights file and the allowed config differences (``source.may_differ``) found."""
-    from safetensors.torch import load_file
-
     raw_cfg, weights = read_export(export)
     if source.config_key is None:
         sub = raw_cfg
@@ -74,7 +72,7 @@ def load_part(module: nn.Module, export: str | Path, source: PartSource, part_co
                               f"{source.part}; its keys: {sorted(raw_cfg)}")
     allowed = check_part_config(sub, part_config, f"{export}/config.json[{source.config_key or '*'}]",
                                 source.may_differ)
-    state = load_file(str(weights))
+    state = read_safetensors(weights)
     picked = {k[len(source.prefix):]: v for k, v in state.items() if k.startswith(source.prefix)}
     if not picked:
         raise CheckpointError(f"{weights} has no keys under {source.prefix!r} (for {source.part}); "
