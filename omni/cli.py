@@ -124,12 +124,14 @@ def _add_inference(sub) -> None:
                                                 "or checkpoints/thinker/export with --text-only)")
     c.add_argument("--text-only", action="store_true", help="use the thinker export: text in, text out")
     _add_sampling(c)
+    c.add_argument("--compile", action="store_true", help="torch.compile the model's transformer blocks (announced first; the first call compiles)")
     c.set_defaults(func=_lazy("omni.commands.infer:cmd_chat"))
 
     a = sub.add_parser("asr", help="transcribe an audio file with the audio export (ASRModel)")
     a.add_argument("audio", help="audio file (any rate/channels soundfile reads; resampled to 16 kHz mono)")
     a.add_argument("--ckpt", default=None, help="export folder (default checkpoints/audio/export)")
     a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    a.add_argument("--compile", action="store_true", help="torch.compile the model's transformer blocks (announced first; the first call compiles)")
     a.set_defaults(func=_lazy("omni.commands.infer:cmd_asr"))
 
     t = sub.add_parser("tts", help="speak text into a wav file with the talker and codec exports")
@@ -138,6 +140,7 @@ def _add_inference(sub) -> None:
     t.add_argument("--talker", default=None, help="talker export folder (default checkpoints/talker/export)")
     t.add_argument("--codec", default=None, help="codec export folder (default checkpoints/codec/export)")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model's transformer blocks (announced first; the first call compiles)")
     t.set_defaults(func=_lazy("omni.commands.infer:cmd_tts"))
 
     m = sub.add_parser("mufun", help="ask MuFun about a piece of audio (local full-size checkpoints only)")
