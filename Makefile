@@ -31,7 +31,7 @@ test-fast: $(VENV)/.test
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(VENV)/.test
-	$(PY) benchmarks/bench_thinker.py
+	$(PY) benchmarks/run.py
 
 clean-venv:
 	rm -rf $(VENV)
