@@ -31,7 +31,7 @@ test-fast: $(VENV)/.test
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(VENV)/.test
-	$(PY) benchmarks/bench_thinker.py
+	$(PY) benchmarks/run.py
 
 # Every stage's gpu preset for a few dozen steps, bf16 and fp16 + GradScaler, and cached decoding
 # (≤ 8 min on one GPU); without CUDA it prints one line and exits 0.

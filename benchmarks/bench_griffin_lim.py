@@ -58,7 +58,8 @@ def median_time(fn, reps: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def run(wave: np.ndarray, n_fft: int, hop: int, n_iter: int, momentum: float, reps: int) -> None:
+def run(wave: np.ndarray, n_fft: int, hop: int, n_iter: int, momentum: float, reps: int) -> dict:
+    """Print and return the times and spectral convergences of both (``make bench`` uses the return)."""
     import librosa
 
     framing = Framing(n_fft, hop, n_fft, pad=n_fft // 2)                       # librosa's center=True
@@ -95,6 +96,7 @@ def run(wave: np.ndarray, n_fft: int, hop: int, n_iter: int, momentum: float, re
     sc_lib = statistics.mean(sc(theirs(s)) for s in seeds)
     print(f"  spectral convergence, random phase (mean of {len(seeds)} seeds): ours {sc_ours:.4f}   "
           f"librosa {sc_lib:.4f}")
+    return {"ours_s": t_ours, "librosa_s": t_lib, "sc_ours": sc_ours, "sc_librosa": sc_lib}
 
 
 def main() -> None:

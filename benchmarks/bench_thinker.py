@@ -1,14 +1,16 @@
-"""Speed of ThinkerLM against `transformers` with the identical configuration.
+"""The Thinker's rows of `make bench`: ThinkerLM against `transformers` with the identical configuration.
 
-    python benchmarks/bench_thinker.py            (or: make bench)
+    python benchmarks/bench_thinker.py [--threads 1] [--reps 5] [--no-compile]   (only these rows)
 
 1. Training step (forward + backward + AdamW), default config, batch 8 × 512
-   tokens, fp32 on CPU: ours vs `LlamaForCausalLM` built with the same sizes
-   (same parameter count, checked), side by side in one run; the ratio and the
-   model-FLOPs utilisation against a matmul measured in the same run.
-2. Greedy decode of 256 tokens after a 256-token prompt, batch 1: ours with the
-   KV cache vs `transformers` `generate` on that same model, and vs our own
-   uncached decoding.
+   tokens, fp32 on CPU: ours (the loss of `omni train thinker`) vs
+   `LlamaForCausalLM` built with the same sizes (same parameter count,
+   checked), side by side in one run; the ratio and the model-FLOPs
+   utilisation against a matmul measured in the same run; bf16 autocast
+   against fp32; the compiled step (omni.nn.compiled) against eager.
+2. Greedy decode of 256 tokens after a 256-token prompt, batch 1 and batch 8:
+   ours with the KV cache vs `transformers` `generate` on that same model
+   (same tokens, checked); the compiled decoder against eager.
 
 `transformers` is a benchmark extra only (pip install -e ".[test]").
 """
@@ -21,8 +23,11 @@ import time
 
 import torch
 import torch.nn.functional as F
+from table import Row, add_common_args, report
 
 from omni.models.thinker import ThinkerConfig, ThinkerLM
+from omni.nn.compiled import compile_blocks
+from omni.training.lm import next_token_loss
 from omni.pipelines.generate import generate
 from omni.pipelines.sampling import SamplingConfig
 
@@ -73,16 +78,18 @@ def matmul_flops_per_s(n: int = 1024, reps: int = 10) -> float:
     return 2 * n ** 3 / time_it(lambda: a @ b, 3, reps)
 
 
-def train_step_fn(model, ids, ours: bool):
+def train_step_fn(model, ids, ours: bool, autocast: torch.dtype | None = None):
+    """One AdamW step on ids (B, T+1): ours through the training loss of `omni train thinker`
+    (omni.training.lm.next_token_loss), theirs through logits and F.cross_entropy."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step():
-        if ours:
-            logits = model(ids[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-        else:
-            logits = model(input_ids=ids[:, :-1]).logits
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            if ours:
+                loss, _ = next_token_loss(model, ids)
+            else:
+                logits = model(input_ids=ids[:, :-1]).logits
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -95,59 +102,97 @@ def model_flops_per_step(cfg: ThinkerConfig, B: int, T: int, params: int) -> flo
     return 6 * params * B * T + attn
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=512)
-    ap.add_argument("--reps", type=int, default=7, help="timed repetitions of each side (medians reported)")
-    ap.add_argument("--prompt", type=int, default=256)
-    ap.add_argument("--new", type=int, default=256)
-    args = ap.parse_args()
+def cpu_has_bf16() -> bool:
+    """Whether the processor has bf16 arithmetic (AVX512-BF16 or AMX-BF16), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def hf_generate(model, prompt: torch.Tensor, n: int) -> torch.Tensor:
+    """transformers' greedy `generate` of exactly n new tokens → (B, n)."""
+    return model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                          max_new_tokens=n, min_new_tokens=n)[:, prompt.shape[1]:]
+
+
+def compiled_copy(model: ThinkerLM) -> ThinkerLM:
+    """A ThinkerLM with the same weights whose blocks are compiled (omni.nn.compiled)."""
+    twin = ThinkerLM(model.cfg)
+    twin.load_state_dict(model.state_dict())
+    compile_blocks(twin)
+    return twin.train(model.training)
+
+
+def rows(args) -> list[Row]:
+    """The Thinker's rows of the table: training step (fp32, MFU, bf16, compiled) and greedy decoding."""
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32 CPU")
-
     cfg = ThinkerConfig()
-    ours = ThinkerLM(cfg)
-    theirs = hf_twin(cfg)
+    ours, theirs = ThinkerLM(cfg), hf_twin(cfg)
     assert n_params(ours) == n_params(theirs), f"parameter counts differ: {n_params(ours)} vs {n_params(theirs)}"
-    print(f"parameters: {n_params(ours):,} each")
+    B, T, tokens = args.batch, args.seq, args.batch * args.seq
+    out = []
 
-    # --- 1. training step ----------------------------------------------------
-    ids = torch.randint(0, cfg.vocab_size, (args.batch, args.seq + 1))
+    # --- training step: fp32 against the twin, MFU against a matmul of the same run ---------------------
+    ids = torch.randint(0, cfg.vocab_size, (B, T + 1))
     matmul = matmul_flops_per_s()
     t_ours, t_hf = time_pair(train_step_fn(ours.train(), ids, True), train_step_fn(theirs.train(), ids, False),
                              1, args.reps)
-    flops = model_flops_per_step(cfg, args.batch, args.seq, n_params(ours))
-    print(f"\n## training step, batch {args.batch} × {args.seq}")
-    print(f"matmul 1024³: {matmul / 1e9:.1f} GFLOP/s")
-    print(f"ours        : {t_ours * 1e3:8.1f} ms/step  {args.batch * args.seq / t_ours:8.0f} tok/s  "
-          f"MFU {flops / t_ours / matmul:.1%}")
-    print(f"transformers: {t_hf * 1e3:8.1f} ms/step  {args.batch * args.seq / t_hf:8.0f} tok/s  "
-          f"MFU {flops / t_hf / matmul:.1%}")
-    print(f"speed ratio (ours / transformers): {t_hf / t_ours:.2f}×  (goal ≥ 1.00×)")
+    matmul = max(matmul, matmul_flops_per_s())          # before and after the steps: the faster one
+    mfu = model_flops_per_step(cfg, B, T, n_params(ours)) / t_ours / matmul
+    out.append(Row(f"Thinker training step fp32, {B}×{T}", f"{t_ours * 1e3:.0f} ms ({tokens / t_ours:.0f} tok/s)",
+                   f"transformers Llama {t_hf * 1e3:.0f} ms", t_hf / t_ours, 1.25))
+    out.append(Row("  MFU of that step (6·N·tokens + attention)", f"{mfu:.0%}",
+                   f"matmul 1024³ {matmul / 1e9:.1f} GFLOP/s", mfu, 0.70, unit="share"))
 
-    # --- 2. greedy decoding --------------------------------------------------
+    # --- bf16 autocast against fp32, ours both ----------------------------------------------------------
+    bf16 = cpu_has_bf16()
+    t_bf, t_fp = time_pair(train_step_fn(ours, ids, True, torch.bfloat16), train_step_fn(ours, ids, True),
+                           1, args.reps)
+    out.append(Row(f"  --precision bf16 (autocast) vs fp32; CPU bf16 units: {'yes' if bf16 else 'no'}",
+                   f"{t_bf * 1e3:.0f} ms", f"fp32 {t_fp * 1e3:.0f} ms", t_fp / t_bf, None))
+
+    # --- compiled training step against eager -----------------------------------------------------------
+    if args.compile:
+        comp = compiled_copy(ours)
+        step_c = train_step_fn(comp, ids, True)
+        t0 = time.perf_counter()
+        step_c()
+        t_compile = time.perf_counter() - t0
+        t_c, t_e = time_pair(step_c, train_step_fn(ours, ids, True), 1, args.reps)
+        out.append(Row("  --compile vs eager", f"{t_c * 1e3:.0f} ms (first step {t_compile:.0f} s)",
+                       f"eager {t_e * 1e3:.0f} ms", t_e / t_c, None))
+
+    # --- greedy decoding: batch 1 and batch 8 against transformers generate ------------------------------
     ours.eval(), theirs.eval()
     theirs.load_state_dict(_to_hf_state(ours.state_dict()), strict=True)
-    prompt = torch.randint(3, cfg.vocab_size, (1, args.prompt))
-    s = SamplingConfig(max_new_tokens=args.new)
-    with torch.no_grad():
-        t_cached, t_hf_gen = time_pair(
-            lambda: generate(ours, ids=prompt, sampling=s),
-            lambda: theirs.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                                    max_new_tokens=args.new, min_new_tokens=args.new), 1, args.reps)
-        t_uncached = time_it(lambda: generate(ours, ids=prompt, sampling=s, use_cache=False), 0, 1)
-        same = torch.equal(generate(ours, ids=prompt, sampling=s).tokens,
-                           theirs.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                                           max_new_tokens=args.new, min_new_tokens=args.new)[:, args.prompt:])
     n = args.new
-    print(f"\n## greedy decode, prompt {args.prompt}, {n} new tokens, batch 1")
-    print(f"ours, KV cache        : {n / t_cached:8.1f} tok/s")
-    print(f"transformers generate : {n / t_hf_gen:8.1f} tok/s")
-    print(f"ours, no cache        : {n / t_uncached:8.1f} tok/s")
-    print(f"ratio vs transformers : {t_hf_gen / t_cached:.2f}×  (goal ≥ 1.5×)")
-    print(f"ratio vs uncached     : {t_uncached / t_cached:.2f}×  (goal ≥ 8×)")
-    print(f"same greedy tokens as transformers: {same}")
+    s = SamplingConfig(max_new_tokens=n)
+    with torch.no_grad():
+        for batch in (1, 8):
+            prompt = torch.randint(3, cfg.vocab_size, (batch, args.prompt))
+            t_o, t_h = time_pair(lambda: generate(ours, ids=prompt, sampling=s), lambda: hf_generate(theirs, prompt, n),
+                                 1, args.reps)
+            same = torch.equal(generate(ours, ids=prompt, sampling=s).tokens, hf_generate(theirs, prompt, n))
+            rate = f"{n / t_o:.0f} tok/s" + (f" per row, {batch * n / t_o:.0f} total" if batch > 1 else "")
+            out.append(Row(f"greedy decode, batch {batch}, prompt {args.prompt} + {n} new (same tokens: {same})",
+                           rate, f"transformers generate {n / t_h:.0f} tok/s" + (" per row" if batch > 1 else ""),
+                           t_h / t_o, 2.5 if batch == 1 else None, ok=same))
+            if batch == 1 and args.compile:
+                comp = compiled_copy(ours)
+                t0 = time.perf_counter()
+                same_c = torch.equal(generate(comp, ids=prompt, sampling=s).tokens, hf_generate(theirs, prompt, n))
+                t_compile = time.perf_counter() - t0
+                t_c, t_e = time_pair(lambda: generate(comp, ids=prompt, sampling=s),
+                                     lambda: generate(ours, ids=prompt, sampling=s), 1, args.reps)
+                out.append(Row(f"  --compile vs eager, batch 1 (same tokens: {same_c})",
+                               f"{n / t_c:.0f} tok/s (first call {t_compile:.0f} s)", f"eager {n / t_e:.0f} tok/s",
+                               t_e / t_c, None, ok=same_c))
+                out.append(Row("  --compile vs transformers generate, batch 1", f"{n / t_c:.0f} tok/s",
+                               f"transformers generate {n / t_h:.0f} tok/s", t_h / t_c, 2.5, ok=same_c))
+    return out
 
 
 def _to_hf_state(sd: dict, cfg: ThinkerConfig = ThinkerConfig()) -> dict:
@@ -166,6 +211,14 @@ def _to_hf_state(sd: dict, cfg: ThinkerConfig = ThinkerConfig()) -> dict:
         else:
             out[k] = v
     return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(ap)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    report(rows(args), args)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,11 @@ def _add_dtype(p: argparse.ArgumentParser) -> None:
                    help="compute precision, by autocast (auto: bf16 or fp16 on a GPU, fp32 on the CPU)")
 
 
+def _add_compile(p) -> None:
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model's transformer blocks (announced first; the first call compiles)")
+
+
 def _add_inference(sub) -> None:
     c = sub.add_parser("chat", help="ask the omni model (omni_sft export) a question, streaming the answer")
     c.add_argument("question", nargs="+",
@@ -130,6 +135,7 @@ def _add_inference(sub) -> None:
     c.add_argument("--text-only", action="store_true", help="use the thinker export: text in, text out")
     _add_sampling(c)
     _add_dtype(c)
+    _add_compile(c)
     c.set_defaults(func=_lazy("omni.commands.infer:cmd_chat"))
 
     a = sub.add_parser("asr", help="transcribe an audio file with the audio export (ASRModel)")
@@ -137,6 +143,7 @@ def _add_inference(sub) -> None:
     a.add_argument("--ckpt", default=None, help="export folder (default checkpoints/audio/export)")
     a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     _add_dtype(a)
+    _add_compile(a)
     a.set_defaults(func=_lazy("omni.commands.infer:cmd_asr"))
 
     t = sub.add_parser("tts", help="speak text into a wav file with the talker and codec exports")
@@ -146,6 +153,7 @@ def _add_inference(sub) -> None:
     t.add_argument("--codec", default=None, help="codec export folder (default checkpoints/codec/export)")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     _add_dtype(t)
+    _add_compile(t)
     t.set_defaults(func=_lazy("omni.commands.infer:cmd_tts"))
 
     m = sub.add_parser("mufun", help="ask MuFun about a piece of audio (local full-size checkpoints only)")

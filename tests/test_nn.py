@@ -82,3 +82,33 @@ def test_tracer_records_only_while_active_and_names_missing():
     with pytest.raises(KeyError, match="'nope' recorded 0 times"):
         tr.shape("nope")
     assert "| s | 1 | x | desc | (2, 3) | 6 | 12 B |" in tr.table()
+
+
+def test_linear_cross_entropy_matches_plain_cross_entropy_value_and_gradients():
+    from omni.nn.cross_entropy import IGNORE_INDEX, linear_cross_entropy
+
+    torch.manual_seed(0)
+    h = torch.randn(300, 32, requires_grad=True)                 # 300 rows: chunks of 64 leave a ragged tail
+    w = (0.3 * torch.randn(50, 32)).requires_grad_()
+    targets = torch.randint(0, 50, (300,))
+    targets[::7] = IGNORE_INDEX
+    ref = torch.nn.functional.cross_entropy(h @ w.t(), targets)
+    ref.backward()
+    gh, gw = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    loss = linear_cross_entropy(h, w, targets, chunk=64)
+    (3 * loss).backward()                                          # an upstream gradient other than 1
+    torch.testing.assert_close(loss, ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(h.grad, 3 * gh, atol=1e-6, rtol=0)
+    torch.testing.assert_close(w.grad, 3 * gw, atol=1e-6, rtol=0)
+
+
+def test_thinker_targets_give_the_cross_entropy_of_its_logits():
+    from omni.models.thinker import ThinkerConfig, ThinkerLM
+
+    torch.manual_seed(0)
+    model = ThinkerLM(ThinkerConfig(vocab_size=97, d_model=32, n_layers=2, n_heads=2, ffn_hidden=64, ctx_len=16))
+    ids = torch.randint(0, 97, (3, 13))
+    logits = model(ids[:, :-1])
+    ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+    torch.testing.assert_close(model(ids[:, :-1], targets=ids[:, 1:]), ref, atol=1e-6, rtol=0)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from omni.nn.compiled import compile_announcement, compile_blocks
 from omni.pipelines.checkpoints import default_folder, load_stage
 from omni.pipelines.sampling import SamplingConfig
 from omni.training.precision import resolve_device, resolve_precision
@@ -47,6 +48,12 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _announce_compile(args, command: str) -> None:
+    """With --compile, say so first (the blocks are compiled once the model is loaded)."""
+    if args.compile:
+        _say(compile_announcement(command))
+
+
 # ---------------------------------------------------------------------------
 # omni chat
 # ---------------------------------------------------------------------------
@@ -62,9 +69,12 @@ def cmd_chat(args) -> int:
     if args.text_only and len(args.question) > 1:
         raise ValueError("--text-only answers one question; a conversation needs the omni_sft checkpoint")
     sampling = _sampling(args)                                # bad sampling options fail before loading
+    _announce_compile(args, "omni chat")
     device = resolve_device(args.device)
     precision, precision_name = _autocast(args, device)
     loaded = load_stage(stage, args.ckpt or default_folder(stage), device)
+    if args.compile:
+        compile_blocks(loaded.model)
     size = None if args.text_only else loaded.model.cfg.vision.image_size     # what ViTTiny was trained on
     pixels = [load_image(p, size=size) for p in images]       # each (3, S, S); S = 224 in the seed
     mels = [log_mel_file(p)[0] for p in audios]               # each (F, 128)
@@ -99,9 +109,12 @@ def cmd_chat(args) -> int:
 def cmd_asr(args) -> int:
     from omni.audio.tiny_mel import FRAMES_PER_SECOND, log_mel_file
 
+    _announce_compile(args, "omni asr")
     device = resolve_device(args.device)
     precision, precision_name = _autocast(args, device)
     loaded = load_stage("audio", args.ckpt or default_folder("audio"), device)
+    if args.compile:
+        compile_blocks(loaded.model)
     mel = log_mel_file(args.audio).to(device)                             # (1, F, 128)
     lengths = torch.tensor([mel.shape[1]], device=device)                 # (1,)
     with torch.no_grad(), precision:
@@ -119,9 +132,12 @@ def cmd_tts(args) -> int:
     from omni.audio.speech_mel import SpeechMelConfig
     from omni.pipelines.tts import speak
 
+    _announce_compile(args, "omni tts")
     device = resolve_device(args.device)
     precision, precision_name = _autocast(args, device)
     talker = load_stage("talker", args.talker or default_folder("talker"), device, flag="--talker")
+    if args.compile:
+        compile_blocks(talker.model)                        # the codec is an RVQ: no blocks, stays eager
     codec = load_stage("codec", args.codec or default_folder("codec"), device, flag="--codec")
     mel_cfg = SpeechMelConfig()
     with precision:

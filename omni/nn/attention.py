@@ -56,17 +56,21 @@ class Attention(nn.Module):
         B, T, _ = x.shape
         H, Hkv, D = self.n_heads, self.n_kv_heads, self.head_dim
         if self.fused_qkv:
-            q, k, v = self.qkv_proj(x).split([H * D, Hkv * D, Hkv * D], dim=-1)
+            qkv = self.qkv_proj(x).view(B, T, H + 2 * Hkv, D)                            # (B, T, H+2Hkv, D)
+            q, k, v = qkv.split([H, Hkv, Hkv], dim=2)
         else:
-            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        q = q.view(B, T, H, D).transpose(1, 2)                                           # (B, H, T, D)
-        k = k.view(B, T, Hkv, D).transpose(1, 2)                                         # (B, Hkv, T, D)
-        v = v.view(B, T, Hkv, D).transpose(1, 2)                                         # (B, Hkv, T, D)
+            q = self.q_proj(x).view(B, T, H, D)                                          # (B, T, H, D)
+            k = self.k_proj(x).view(B, T, Hkv, D)                                        # (B, T, Hkv, D)
+            v = self.v_proj(x).view(B, T, Hkv, D)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
-            cos, sin = rope
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            cos, sin = rope[0][:, None], rope[1][:, None]                                # (T, 1, D): every head
+            if self.fused_qkv and self.q_norm is None:   # q and k are neighbours in qkv: rotate both at once
+                q, k = apply_rope(qkv[:, :, :H + Hkv], cos, sin).split([H, Hkv], dim=2)
+            else:
+                q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)                 # (B, H or Hkv, T, D)
         start = 0
         if cache is not None:
             start = cache.length

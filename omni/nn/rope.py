@@ -52,6 +52,8 @@ class RotaryEmbedding(nn.Module):
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x: (B, H, T, D); cos, sin: (T, D) from :class:`RotaryEmbedding` (sin signed).
+    Any layout whose positions broadcast works, e.g. x (B, T, H, D) with cos, sin
+    (T, 1, D), which lets :class:`~omni.nn.Attention` rotate q and k in one call.
 
     The reference formula is x·cos + rotate_half(x)·sin with rotate_half(x) =
     [-x₂, x₁]. Rolling x by D/2 gives [x₂, x₁]; the signed sin table supplies the

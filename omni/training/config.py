@@ -48,6 +48,7 @@ class TrainConfig:
     precision: str = "auto"            # auto | bf16 | fp16 | fp32 (auto: bf16 or fp16 on a GPU, fp32 on CPU)
     fp16_init_scale: float = 2.0 ** 16  # GradScaler's first loss scale (fp16 only)
     device: str = "auto"               # auto | cpu | cuda | cuda:N | mps
+    compile: bool = False              # torch.compile every transformer block (omni.nn.compiled); eager if False
     # --- checkpoints, evaluation, logging ---
     checkpoint_freq: int = 500         # save latest.pt every this many steps (and at a new best, and at the end)
     eval_freq: int = 500               # run the stage's eval_fn every this many steps (and at the end)

@@ -52,8 +52,7 @@ def next_token_loss(model, batch: torch.Tensor):
     """batch (B, T+1) → mean cross-entropy over the B·T next-token predictions, and the token count."""
     assert batch.dim() == 2, f"expected windows (B, T+1), got {tuple(batch.shape)}"
     inputs, targets = batch[:, :-1], batch[:, 1:]                        # (B, T) each
-    logits = model(inputs)                                               # (B, T, V)
-    loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+    loss = model(inputs, targets=targets)    # = F.cross_entropy of the (B, T, V) logits, never materialised
     return loss, {"tokens": targets.numel()}
 
 

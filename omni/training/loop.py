@@ -36,6 +36,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from omni.nn.compiled import compile_announcement, compile_blocks
 from omni.progress import progress_bar, write
 from omni.training import checkpoint as ckpt_io
 from omni.training.config import TrainConfig, config_dict, config_diff
@@ -81,6 +82,8 @@ def setup(cfg: TrainConfig) -> TrainContext:
     info = init_distributed(wanted.type)
     device = resolve_device(cfg.device, local_rank=info.local_rank) if info.enabled else wanted
     ckpt_io.seed_everything(cfg.seed)
+    if cfg.compile and info.is_main:
+        write(compile_announcement("train.compile"))      # the run's first line
     return TrainContext(cfg=cfg, device=device, dist=info)
 
 
@@ -98,6 +101,8 @@ def fit(ctx: TrainContext, model: nn.Module, loss_fn: Callable, data: DataSource
     # Build: model on the device, precision, optimizer, schedule, guards
     # ------------------------------------------------------------------
     model.to(ctx.device)
+    if cfg.compile:
+        compile_blocks(model)                               # in place: names, checkpoints unchanged
     precision = Precision.create(cfg.precision, ctx.device, cfg.fp16_init_scale)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)

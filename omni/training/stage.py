@@ -40,18 +40,19 @@ def stage_parser(stage: str, doc: str, data_help: str = "synthetic-world folder 
     p.add_argument("--precision", default=None, help="auto | bf16 | fp16 | fp32 (overrides train.precision)")
     p.add_argument("--max-steps", type=int, default=None, help="overrides train.max_steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars (sets train.progress false)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model's blocks (sets train.compile true)")
     return p
 
 
 def command_line_overrides(train_cfg, args: argparse.Namespace):
-    """The preset's TrainConfig with --device, --precision, --max-steps and --quiet applied."""
+    """The preset's TrainConfig with --device, --precision, --max-steps, --quiet and --compile applied."""
     from omni.progress import set_quiet
     from omni.training.loop import override
 
     if args.quiet:
         set_quiet()
     return override(train_cfg, device=args.device, precision=args.precision, max_steps=args.max_steps,
-                    progress=False if args.quiet else None)
+                    progress=False if args.quiet else None, compile=True if args.compile else None)
 
 
 def default_run_dir(args: argparse.Namespace, name: str) -> Path:
