@@ -79,7 +79,7 @@ def test_smoke_loss_falls_and_export_loads_strictly(smoke_run, world):
     model = load_exported(smoke_run / "export", OmniModel, OmniConfig)
     assert model.cfg == smoke_preset()["model"]
     assert (smoke_run / "export/tokenizer.model").read_bytes() == (smoke_run / "tokenizer.model").read_bytes()
-    state = torch.load(smoke_run / "checkpoints/latest.pt", weights_only=False)["model"]
+    state = torch.load(smoke_run / "checkpoints/best.pt", weights_only=False)["model"]   # train.export: best
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), k
 
@@ -224,3 +224,22 @@ def test_answer_logits_equal_the_full_heads_at_the_answer_positions(world, token
     assert counts["tokens"] == int((labels[:, 1:] != IGNORE_INDEX).sum())
     loss.backward()
     assert model.vision.proj.weight.grad is not None and model.proj_v.weight.grad.abs().sum() > 0
+
+
+def test_dialogue_weighting_averages_each_dialogue_first(world, tokenizer):
+    cfg = smoke_preset()["model"]
+    torch.manual_seed(0)
+    model = OmniModel(cfg)
+    records = read_manifest(world / "sft_train.jsonl", "sft")
+    short = next(r for r in records if len(r.messages) == 2 and r.messages[1].content in ("yes", "no", "red"))
+    long = next(r for r in records if len(r.messages) == 2 and len(r.messages[1].content.split()) >= 6)
+    batch = [DialogueDataset([short, long], tokenizer, cfg.vision.image_size)[i] for i in range(2)]
+    per_row = [sft_loss(model, [ex])[0] for ex in batch]
+    dialogue, _ = sft_loss(model, batch, weighting="dialogue")
+    token, counts = sft_loss(model, batch, weighting="token")
+    torch.testing.assert_close(dialogue, (per_row[0] + per_row[1]) / 2, atol=1e-5, rtol=1e-5)
+    n = [sft_loss(model, [ex])[1]["tokens"] for ex in batch]
+    torch.testing.assert_close(token, (per_row[0] * n[0] + per_row[1] * n[1]) / sum(n), atol=1e-5, rtol=1e-5)
+    assert n[1] > n[0]
+    with pytest.raises(ValueError, match="loss weighting must be one of"):
+        sft_loss(model, batch, weighting="answer")

@@ -29,7 +29,7 @@ if __package__ in (None, ""):                     # `python train/omni_sft.py` f
 from omni.data.quality import load_checked  # noqa: E402
 from omni.models.omni_model import OmniConfig, OmniModel  # noqa: E402
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup  # noqa: E402
-from omni.training.sft import (DialogueDataset, collate_dialogues, fit_to_context, sft_loss,  # noqa: E402
+from omni.training.sft import (LOSS_WEIGHTINGS, DialogueDataset, collate_dialogues, fit_to_context, sft_loss,  # noqa: E402
                                validation_loss)
 from omni.training.stage import command_line_overrides, default_run_dir, export_dir, resolve_tokenizer, stage_parser, world_file  # noqa: E402
 from omni.training.warm_start import PartSource, load_part  # noqa: E402
@@ -48,12 +48,15 @@ class OmniSftDataConfig:
     val_dialogues: int = 64              # held-out dialogues scored for val_loss (the first ones of sft_val)
     eval_batch_size: int = 16
     freeze: list[str] = field(default_factory=list)   # parts kept fixed, e.g. ["vision", "audio_encoder"]
+    loss_weighting: str = "token"        # "token": mean over answer tokens; "dialogue": each dialogue counts once
 
     def __post_init__(self):
         unknown = [p for p in self.freeze if p not in PARTS]
         if unknown:
             raise ValueError(f"freeze names unknown parts {unknown}; OmniModel's parts are {PARTS}")
         assert self.val_dialogues >= 1, f"val_dialogues must be ≥ 1, got {self.val_dialogues}"
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -170,7 +173,10 @@ def main(argv=None) -> int:
     # =========================================================================
     # 5. Train (guards, checkpoints, resume, metrics: omni.training.fit)
     # =========================================================================
-    result = fit(ctx, model, sft_loss, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    def loss_fn(m, batch):
+        return sft_loss(m, batch, weighting=data_cfg.loss_weighting)
+
+    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
 
     # =========================================================================
     # 6. Ship the tokenizer with the exported weights; report

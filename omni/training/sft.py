@@ -139,11 +139,29 @@ def answer_logits(model: OmniModel, embeds: torch.Tensor, labels: torch.Tensor) 
     return logits, targets[keep]
 
 
-def sft_loss(model: OmniModel, batch: Sequence[DialogueExample]):
-    """The stage's loss_fn: mean cross-entropy over the batch's answer tokens, and the counts."""
+LOSS_WEIGHTINGS = ("token", "dialogue")
+
+
+def sft_loss(model: OmniModel, batch: Sequence[DialogueExample], weighting: str = "token"):
+    """The stage's loss_fn: cross-entropy over the batch's answer tokens, and the counts.
+
+    ``weighting="token"`` averages over every answer token of the batch (a
+    20-token caption weighs 20 one-word answers); ``"dialogue"`` averages each
+    dialogue's answer tokens first, then the dialogues, so a one-word answer
+    ("red") counts as much as a transcript.
+    """
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"loss weighting must be one of {LOSS_WEIGHTINGS}, got {weighting!r}")
     embeds, labels, _ = fuse_batch(model, batch)
     logits, targets = answer_logits(model, embeds, labels)                         # (N, V), (N,)
-    loss = F.cross_entropy(logits.float(), targets)
+    if weighting == "token":
+        loss = F.cross_entropy(logits.float(), targets)
+    else:
+        keep = labels[:, 1:] != IGNORE_INDEX                                       # (B, T-1)
+        row = keep.nonzero()[:, 0]                                                 # (N,) row of each target
+        per_row = keep.sum(dim=1).clamp(min=1)                                     # (B,)
+        ce = F.cross_entropy(logits.float(), targets, reduction="none")            # (N,)
+        loss = (ce / per_row[row]).sum() / int((per_row > 0).sum())
     return loss, {"tokens": int(targets.numel()), "samples": len(batch)}
 
 
