@@ -203,6 +203,25 @@ def test_chat_with_image_and_audio_matches_the_pipeline(capsys, exports, media):
     assert f"{len(want.ids)} tokens, stopped by {want.stop_reason}" in err
 
 
+def test_chat_conversation_of_two_questions_matches_converse(capsys, exports, media):
+    image, clip = media
+    questions = ["<image>\nwhat colour is the star?", "<audio>\nis it loud or quiet?"]
+    rc, out, err = run(capsys, "chat", *questions, "--image", image, "--audio", clip, "--ckpt", exports["omni_sft"],
+                       "--max-tokens", 4, "--greedy", "--device", "cpu")
+    assert rc == 0, err
+    from omni.audio.tiny_mel import log_mel_file
+    from omni.images import load_image
+    loaded = load_stage("omni_sft", exports["omni_sft"])
+    want = chat_module.converse(loaded.model, loaded.tokenizer, questions, images=[load_image(image, size=64)],
+                                mels=[log_mel_file(clip)[0]], sampling=SamplingConfig(0.0, None, None, 4))
+    assert out == f"> {questions[0]}\n{want[0].text}\n> {questions[1]}\n{want[1].text}\n"
+    assert "[chat] turn 1: " in err and "[chat] turn 2: " in err
+    assert want[1].layout.count("image") == 1 and want[1].layout.count("audio") == 1   # turn 2 sees both media
+    rc, _, err = run(capsys, "chat", "what colour?", "<image> and?", "--image", image, "--image", image,
+                     "--ckpt", exports["omni_sft"])
+    assert rc == 1 and "each question places its own media with markers" in err
+
+
 def test_chat_marker_count_must_match_the_media(capsys, exports, media):
     rc, _, err = run(capsys, "chat", "<image> and <image>?", "--image", media[0], "--ckpt", exports["omni_sft"])
     assert rc == 1 and "2 <image> and 0 <audio> markers, but 1 images and 0 audio clips" in err

@@ -81,13 +81,13 @@ def cmd_chat(args) -> int:
     _say(f"[chat] {stage} checkpoint {loaded.folder} on {device} ({precision_name})")
 
     questions = args.question
-    shown = [-1]                                    # the turn whose answer is being printed
 
     def show(turn: int, piece: str) -> None:
-        if len(questions) > 1 and shown[0] != turn:  # a conversation: "> question", then its answer
-            print(("\n" if shown[0] >= 0 else "") + f"> {questions[turn]}", flush=True)
-            shown[0] = turn
         print(piece, end="", flush=True)
+
+    def header(turn: int) -> None:                  # a conversation: "> question" above each answer
+        if len(questions) > 1:
+            print(("\n" if turn else "") + f"> {questions[turn]}", flush=True)
 
     with precision:
         if args.text_only:
@@ -95,7 +95,7 @@ def cmd_chat(args) -> int:
                             on_text=lambda piece: show(0, piece))]
         else:
             results = converse(loaded.model, loaded.tokenizer, questions, images=pixels, mels=mels,
-                               sampling=sampling, seed=args.seed, on_text=show)
+                               sampling=sampling, seed=args.seed, on_text=show, on_turn=header)
     print(flush=True)
     for turn, result in enumerate(results, 1):
         _say(f"[chat] {f'turn {turn}: ' if len(results) > 1 else ''}{len(result.ids)} tokens, stopped by "

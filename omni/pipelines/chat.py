@@ -155,12 +155,14 @@ def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
 def converse(model: OmniModel, tokenizer: BPETokenizer, questions: Sequence[str],
              images: Sequence[torch.Tensor] = (), mels: Sequence[torch.Tensor] = (),
              sampling: SamplingConfig | None = None, seed: int | None = 0,
-             on_text: Callable[[int, str], None] | None = None) -> list[ChatResult]:
+             on_text: Callable[[int, str], None] | None = None,
+             on_turn: Callable[[int], None] | None = None) -> list[ChatResult]:
     """Ask ``questions`` one after another in one conversation; returns one result per turn.
 
     Each question places its media with ``<image>`` / ``<audio>`` markers (consumed
     in order across the turns); with a single question, unmarked media go in front
-    as in :func:`chat`. ``on_text(turn, piece)`` streams each answer.
+    as in :func:`chat`. ``on_turn(turn)`` is called before each turn is answered,
+    ``on_text(turn, piece)`` streams each answer.
     """
     if not questions:
         raise ValueError("no questions to ask")
@@ -179,6 +181,8 @@ def converse(model: OmniModel, tokenizer: BPETokenizer, questions: Sequence[str]
             used_aud += question.count(AUDIO_MARKER)
         else:
             used_img, used_aud = len(images), len(mels)
+        if on_turn is not None:
+            on_turn(turn)
         emit = (lambda piece, t=turn: on_text(t, piece)) if on_text is not None else None
         result = chat(model, tokenizer, question, images=images[:used_img], mels=mels[:used_aud],
                       sampling=sampling, seed=seed, on_text=emit, history=history)
