@@ -15,14 +15,13 @@
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 import torch
 from bench_griffin_lim import run as griffin_lim_run
 from bench_griffin_lim import speechlike
 from bench_thinker import time_pair
-from table import Row, add_common_args, report
+from table import Row, bench_main
 
 from omni.audio.speech_mel import SpeechMelConfig, speech_mel
 from omni.audio.whisper_mel import CHUNK_SECONDS, whisper_log_mel
@@ -77,11 +76,7 @@ def rows(args) -> list[Row]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    report(rows(args), args)
+    bench_main(__doc__, rows)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,12 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
-from table import Row, add_common_args, report
+from table import Row, bench_main
 
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.nn.compiled import compile_blocks
@@ -214,11 +213,7 @@ def _to_hf_state(sd: dict, cfg: ThinkerConfig = ThinkerConfig()) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    report(rows(args), args)
+    bench_main(__doc__, rows)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,12 @@ HEADER = (f"{'stage':<9} {'prec':<5} {'steps':>5} {'steps/s':>8} {'throughput':>
           f"{'skipped':>7} {'final loss':>10} {'wall s':>7}")
 
 
+def failure(err: Exception) -> str:
+    """'TypeName: first line of the message', for the table's error column."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
 def check_preset(stage: str, preset: str, out: Path) -> Path:
     """The stage's preset with the validation sets capped (VAL_CAPS), written next to the runs."""
     data = json.loads((ROOT / f"train/configs/{stage}/{preset}.json").read_text())
@@ -124,8 +130,8 @@ def train_row(stage: str, precision: str, args, world: Path) -> Row:
     try:
         load_stage_script(stage).main(argv)
         summarise(row, run_dir)
-    except Exception as err:                 # one stage failing must not hide the others' figures
-        row.error = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+    except Exception as err:                 # one stage failing must not hide the others' figures; main exits 1
+        row.error = failure(err)
         if args.verbose:
             traceback.print_exc()
     row.wall_s = time.perf_counter() - t0
@@ -163,8 +169,8 @@ def decode_row(stage: str, precision: str, args) -> Row:
             dt = time.perf_counter() - t0
         row.steps, row.steps_per_s, row.rate, row.wall_s = made, made / dt, f"{made / dt:,.0f} {unit}/s", dt
         row.final_loss = math.nan
-    except Exception as err:
-        row.error = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+    except Exception as err:                 # recorded in the row, named in the summary; main exits 1
+        row.error = failure(err)
     if args.device == "cuda":
         row.peak_gib = torch.cuda.max_memory_allocated() / 2 ** 30
     return row

@@ -76,3 +76,14 @@ def report(rows: list[Row], args) -> None:
             "rows": [{**asdict(r), "met": r.met} for r in rows]}
     Path(args.out).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nwrote {args.out}")
+
+
+def bench_main(doc: str, rows) -> None:
+    """One benchmark script's command line: the common options, the thread count, then ``report(rows(args))``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_common_args(ap)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    report(rows(args), args)
