@@ -6,8 +6,13 @@
         ──▶ CLS (B, 1, 128)   and   patch tokens (B, 196, 128)
 
 The Thinker sees the CLS only (one image token, after ``proj_v``); the patch
-tokens are returned as well, for anyone who wants a grid (e.g. a future
-many-token image path, or probing).
+tokens are returned as well, for the many-token image path
+(``OmniConfig.vision_tokens = "patches"``) and for probing.
+
+``stem`` picks how pixels become the token grid: ``"patch"`` is the seed's
+one Conv2d(P × P, stride P); ``"conv"`` is :class:`~omni.nn.conv_stem.ConvStem`,
+log2(P) stride-2 3 × 3 convolutions with the same output grid (Xiao et al.
+2021), which learns shapes at any offset faster on this project's scenes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from torch import nn
 from omni import trace
 from omni.models.thinker import check_finite
 from omni.nn import Block
+from omni.nn.conv_stem import ConvStem
+
+
+STEMS = ("patch", "conv")
 
 
 @dataclass
@@ -33,10 +42,13 @@ class VisionConfig:
     ffn_hidden: int = 512           # GELU MLP width, 4 · d_model
     norm_eps: float = 1e-6
     check_finite: bool = True       # raise on NaN/Inf CLS or patch tokens, as the seed documents
+    stem: str = "patch"             # "patch": the seed's Conv2d(P×P, stride P); "conv": ConvStem (3×3 stride-2 stack)
 
     def __post_init__(self):
         assert self.image_size % self.patch_size == 0, \
             f"image_size {self.image_size} not divisible by patch_size {self.patch_size}"
+        if self.stem not in STEMS:
+            raise ValueError(f"VisionConfig.stem must be one of {STEMS}, got {self.stem!r}")
         assert self.d_model % self.n_heads == 0, f"d_model {self.d_model} not divisible by n_heads {self.n_heads}"
 
     @property
@@ -54,7 +66,10 @@ class ViTTiny(nn.Module):
     def __init__(self, cfg: VisionConfig):
         super().__init__()
         self.cfg = cfg
-        self.proj = nn.Conv2d(cfg.in_channels, cfg.d_model, cfg.patch_size, stride=cfg.patch_size)
+        if cfg.stem == "conv":
+            self.proj = ConvStem(cfg.in_channels, cfg.d_model, cfg.patch_size)
+        else:
+            self.proj = nn.Conv2d(cfg.in_channels, cfg.d_model, cfg.patch_size, stride=cfg.patch_size)
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.d_model))
         self.pos = nn.Parameter(torch.zeros(1, cfg.n_patches + 1, cfg.d_model))
         nn.init.normal_(self.cls, std=0.02)
@@ -74,7 +89,8 @@ class ViTTiny(nn.Module):
         B = pixels.shape[0]
         trace.record("vision.pixels", pixels, "normalised RGB image")
         x = self.proj(pixels)                                                       # (B, C, 14, 14)
-        trace.record("vision.patches", x, f"Conv2d {cfg.patch_size}×{cfg.patch_size} stride {cfg.patch_size}")
+        trace.record("vision.patches", x, f"Conv2d {cfg.patch_size}×{cfg.patch_size} stride {cfg.patch_size}"
+                     if cfg.stem == "patch" else f"ConvStem: {len(self.proj.layers) // 3} × (3×3 stride 2)")
         x = x.flatten(2).transpose(1, 2)                                            # (B, N, C)
         trace.record("vision.tokens", x, f"{cfg.grid}×{cfg.grid} patches as a sequence")
         x = torch.cat([self.cls.expand(B, -1, -1), x], dim=1)                       # (B, 1 + N, C)
