@@ -42,10 +42,12 @@ class VisionDataConfig:
     bad_data_threshold: float = 0.01         # stop when more than this fraction of images is bad
     val_images: int = 100                    # retrieval among this many val images with distinct captions
     eval_batch_size: int = 50
+    hard_negatives: int = 0                  # NegCLIP: per image, k captions with a shape/colour/size word swapped
 
     def __post_init__(self):
         assert 0 <= self.bad_data_threshold < 1, f"bad_data_threshold must be in [0, 1), got {self.bad_data_threshold}"
         assert self.val_images >= 2, f"val_images must be ≥ 2 for retrieval, got {self.val_images}"
+        assert self.hard_negatives >= 0, f"hard_negatives must be ≥ 0, got {self.hard_negatives}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,12 +93,14 @@ def main(argv=None) -> int:
     # 4. Batches: preprocessed images (omni.images) and padded caption ids
     # =========================================================================
     size = model_cfg.vision.image_size
-    train_pairs = CaptionImages(train_records, tok, model_cfg.text.ctx_len, size)
+    train_pairs = CaptionImages(train_records, tok, model_cfg.text.ctx_len, size,
+                                hard_negatives=data_cfg.hard_negatives, seed=cfg.seed)
     val_pairs = CaptionImages(val_records, tok, model_cfg.text.ctx_len, size)
     data = ShuffledBatches(train_pairs, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
                            world_size=ctx.dist.world_size, collate_fn=collate_captions)
     ctx.say(f"[data] {world}: {len(train_pairs):,} training pairs ({train_pairs.n_distinct:,} distinct captions); "
-            f"retrieval among {len(val_pairs)} val images with distinct captions")
+            f"retrieval among {len(val_pairs)} val images with distinct captions"
+            + (f"; {data_cfg.hard_negatives} hard-negative captions per image" if data_cfg.hard_negatives else ""))
 
     # =========================================================================
     # 5. Model, loss (InfoNCE both ways, learnable temperature), evaluation (retrieval top-1)

@@ -133,9 +133,15 @@ class ContrastiveModel(nn.Module):
         trace.record("contrastive.text", z, "projected, L2-normalised caption embedding")
         return z
 
-    def forward(self, pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """(pixels (B, 3, H, W), ids (B, L)) → logits_per_image (B, B); its transpose is logits_per_text."""
+    def forward(self, pixels: torch.Tensor, ids: torch.Tensor, neg_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(pixels (B, 3, H, W), ids (B, L)) → logits_per_image (B, B); its transpose is logits_per_text.
+
+        With hard-negative captions ``neg_ids`` (N, L'), each image is also scored
+        against them: logits (B, B + N), the first B columns the batch's captions.
+        """
         img, txt = self.image_embed(pixels), self.text_embed(ids)
-        logits = self.scale() * img @ txt.T                                          # (B, B)
+        if neg_ids is not None:
+            txt = torch.cat([txt, self.text_embed(neg_ids)])                        # (B + N, E)
+        logits = self.scale() * img @ txt.T                                          # (B, B [+ N])
         check_finite(logits, "ContrastiveModel similarity logits")
         return logits
