@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tn = sub.add_parser("train", help="train one stage (train/<stage>.py); options after the stage go to it")
     tn.add_argument("stage", choices=sorted(TRAIN_STAGES))
-    tn.add_argument("args", nargs=argparse.REMAINDER, help="e.g. --config train/configs/thinker/smoke.json")
+    tn.add_argument("args", nargs=argparse.REMAINDER, help="e.g. --preset smoke, or --config FILE.json")
     tn.set_defaults(func=_cmd_train)
 
     _add_inference(sub)

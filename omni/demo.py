@@ -74,7 +74,7 @@ def build_world(plan: DemoPlan) -> None:
 # 2. training
 # ---------------------------------------------------------------------------
 def stage_argv(stage: str, plan: DemoPlan) -> list[str]:
-    argv = ["--config", f"train/configs/{stage}/{plan.preset}.json", "--data", str(plan.world),
+    argv = ["--preset", plan.preset, "--data", str(plan.world),
             "--out", str(plan.ckpt_root / stage), "--device", plan.device]
     if stage in TEXT_STAGES:
         argv += ["--tokenizer", str(plan.export("thinker") / "tokenizer.model")]
