@@ -32,8 +32,7 @@ from einops import rearrange
 from torch import nn
 
 from omni import trace
-from omni.models.thinker import check_finite
-from omni.nn import Block
+from omni.nn import Block, check_finite
 
 CONV_KERNEL, CONV_STRIDE, CONV_PADDING = 3, 2, 1
 

@@ -19,8 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from omni import trace
-from omni.models.thinker import check_finite
-from omni.nn import Block
+from omni.nn import Block, check_finite
 
 
 @dataclass
