@@ -27,8 +27,8 @@ from table import Row, bench_main
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.nn.compiled import compile_blocks
 from omni.training.lm import next_token_loss
-from omni.pipelines.generate import generate
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.generate import generate
+from omni.generation.sampling import SamplingConfig
 
 
 def hf_twin(cfg: ThinkerConfig):

@@ -36,7 +36,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("thinker", "audio", "vision", "codec", "talker", "omni_sft", "mufun")   # in dependency order
+from omni.stages import STAGES  # noqa: E402  (in training order)
+
 PRECISIONS = ("bf16", "fp16")
 MUFUN_STEPS = 4
 WARMUP_STEPS = 3                     # steps left out of the timing (allocator, cuDNN autotuning)
@@ -116,8 +117,6 @@ def summarise(row: Row, run_dir: Path) -> Row:
 
 
 def train_row(stage: str, precision: str, args, world: Path) -> Row:
-    from omni.commands.train import load_stage_script
-
     row, run_dir = Row(stage, precision), args.out / f"{stage}-{precision}"
     steps = MUFUN_STEPS if stage == "mufun" and args.preset == "gpu" else args.steps
     argv = ["--config", str(check_preset(stage, args.preset, args.out)), "--data", str(world), "--out",
@@ -128,7 +127,7 @@ def train_row(stage: str, precision: str, args, world: Path) -> Row:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     try:
-        load_stage_script(stage).main(argv)
+        STAGES[stage].train(argv)
         summarise(row, run_dir)
     except Exception as err:                 # one stage failing must not hide the others' figures; main exits 1
         row.error = failure(err)
@@ -142,9 +141,9 @@ def train_row(stage: str, precision: str, args, world: Path) -> Row:
 
 def decode_row(stage: str, precision: str, args) -> Row:
     """KV-cached decoding of the exported thinker (tokens) or talker (frames) under autocast."""
-    from omni.pipelines.checkpoints import load_stage
-    from omni.pipelines.generate import generate
-    from omni.pipelines.sampling import SamplingConfig
+    from omni.stages.exports import load_stage
+    from omni.generation.generate import generate
+    from omni.generation.sampling import SamplingConfig
     from omni.pipelines.tts import generate_codes
 
     row = Row(f"{stage}↻", precision)

@@ -2,44 +2,25 @@
 
 Each subcommand lives with the code it drives; this file only wires argparse.
 The inference commands (chat, asr, tts, mufun) are in omni/commands/infer.py,
-``omni eval`` in omni/commands/eval.py.
-Pipelines register their tracer in :data:`TRACE_PIPELINES` as "module:function"
-strings, imported on use so ``omni --help`` stays fast.
+``omni eval`` in omni/commands/eval.py; the pipelines ``omni trace`` runs are
+listed in :data:`omni.traces.TRACE_PIPELINES`, the stages ``omni train`` and
+``omni eval`` know in :data:`omni.stages.STAGES`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-# name → "module:function" returning an omni.trace.Tracer; each takes **kwargs from the CLI.
-TRACE_PIPELINES: dict[str, str] = {
-    "text": "omni.pipelines.text:trace_text",
-    "image": "omni.pipelines.image:trace_image",
-    "audio": "omni.pipelines.audio:trace_audio",
-    "multimodal": "omni.pipelines.multimodal:trace_multimodal",
-    "mufun": "omni.mufun.dry_run:trace_mufun",
-    "tts": "omni.pipelines.tts:trace_tts",
-    "talker-train": "omni.pipelines.tts:trace_talker_train",
-}
-
-# stage → training script (relative to the repository root) whose main(argv) `omni train <stage>` runs.
-TRAIN_STAGES: dict[str, str] = {
-    "thinker": "train/thinker.py",
-    "audio": "train/audio.py",
-    "vision": "train/vision.py",
-    "codec": "train/codec.py",
-    "talker": "train/talker.py",
-    "omni_sft": "train/omni_sft.py",
-    "mufun": "train/mufun.py",
-}
-
-
-def _load(spec: str):
-    module, func = spec.split(":")
-    return getattr(importlib.import_module(module), func)
+from omni import demo
+from omni.commands import eval as eval_cmd
+from omni.commands import infer
+from omni.commands.data_import import add_import_parser
+from omni.demo_args import add_demo_arguments
+from omni.docs_stepthrough import build as build_docs
+from omni.stages import STAGES
+from omni.traces import TRACE_PIPELINES
 
 
 def _cmd_trace(args) -> int:
@@ -52,7 +33,7 @@ def _cmd_trace(args) -> int:
         kwargs["seconds"] = args.seconds
     if args.preset is not None:
         kwargs["preset"] = args.preset
-    tr = _load(TRACE_PIPELINES[args.pipeline])(**kwargs)
+    tr = TRACE_PIPELINES[args.pipeline](**kwargs)
     if args.json:
         print(tr.to_json())
     else:
@@ -93,14 +74,7 @@ def _cmd_data_check(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from omni.commands.train import run_stage_script
-
-    return run_stage_script(TRAIN_STAGES[args.stage], args.stage, args.args)
-
-
-def _lazy(spec: str):
-    """A subcommand handler imported only when it runs ("module:function")."""
-    return lambda args: _load(spec)(args)
+    return STAGES[args.stage].train(args.args)
 
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
@@ -136,7 +110,7 @@ def _add_inference(sub) -> None:
     _add_sampling(c)
     _add_dtype(c)
     _add_compile(c)
-    c.set_defaults(func=_lazy("omni.commands.infer:cmd_chat"))
+    c.set_defaults(func=infer.cmd_chat)
 
     a = sub.add_parser("asr", help="transcribe an audio file with the audio export (ASRModel)")
     a.add_argument("audio", help="audio file (any rate/channels soundfile reads; resampled to 16 kHz mono)")
@@ -144,7 +118,7 @@ def _add_inference(sub) -> None:
     a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     _add_dtype(a)
     _add_compile(a)
-    a.set_defaults(func=_lazy("omni.commands.infer:cmd_asr"))
+    a.set_defaults(func=infer.cmd_asr)
 
     t = sub.add_parser("tts", help="speak text into a wav file with the talker and codec exports")
     t.add_argument("text", help="what to say")
@@ -154,7 +128,7 @@ def _add_inference(sub) -> None:
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     _add_dtype(t)
     _add_compile(t)
-    t.set_defaults(func=_lazy("omni.commands.infer:cmd_tts"))
+    t.set_defaults(func=infer.cmd_tts)
 
     m = sub.add_parser("mufun", help="ask MuFun about a piece of audio (local full-size checkpoints only)")
     m.add_argument("question", help="the question; an <audio> marker places the audio (default: in front)")
@@ -171,12 +145,10 @@ def _add_inference(sub) -> None:
     m.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="weights' dtype (auto: bf16 on cuda, fp32 elsewhere)")
     _add_sampling(m)
-    m.set_defaults(func=_lazy("omni.commands.infer:cmd_mufun"))
+    m.set_defaults(func=infer.cmd_mufun)
 
 
 def _add_eval(sub) -> None:
-    from omni.evaluation import STAGES
-
     e = sub.add_parser("eval", help="evaluate a trained stage on held-out data and print one table")
     e.add_argument("stage", choices=list(STAGES) + ["all"], help="a stage, or all stages with a checkpoint")
     e.add_argument("--ckpt", default=None, help="the stage's export folder (default CHECKPOINTS/<stage>/export)")
@@ -185,13 +157,11 @@ def _add_eval(sub) -> None:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    e.set_defaults(func=_lazy("omni.commands.eval:cmd_eval"))
+    e.set_defaults(func=eval_cmd.cmd_eval)
 
 
 def _cmd_docs_build(args) -> int:
-    from omni.docs_build import build
-
-    for path in build(args.out, None if args.no_guide else args.step_through):
+    for path in build_docs(args.out, None if args.no_guide else args.step_through):
         print(f"wrote {path}")
     return 0
 
@@ -231,23 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--task", required=True, choices=["text", "asr", "tts", "caption", "image_qa", "audio_qa", "sft"])
     ck.add_argument("--threshold", type=float, default=0.01, help="largest tolerated bad fraction")
     ck.set_defaults(func=_cmd_data_check)
-    from omni.commands.data_import import add_import_parser
-
     add_import_parser(ds)
 
     tn = sub.add_parser("train", help="train one stage (train/<stage>.py); options after the stage go to it")
-    tn.add_argument("stage", choices=sorted(TRAIN_STAGES))
-    tn.add_argument("args", nargs=argparse.REMAINDER, help="e.g. --config train/configs/thinker/smoke.json")
+    tn.add_argument("stage", choices=sorted(STAGES))
+    tn.add_argument("args", nargs=argparse.REMAINDER, help="e.g. --preset smoke, or --config FILE.json")
     tn.set_defaults(func=_cmd_train)
 
     _add_inference(sub)
     _add_eval(sub)
-    from omni.demo_args import add_demo_arguments
-
     dm = sub.add_parser("demo", help="the main job: world → train every stage → evaluate → every pipeline → "
                                      "runs/demo/report.md")
     add_demo_arguments(dm)
-    dm.set_defaults(func=_lazy("omni.demo:run"))
+    dm.set_defaults(func=demo.run)
 
     dc = sub.add_parser("docs", help="generate the documentation from the code")
     dcs = dc.add_subparsers(dest="action", required=True)

@@ -28,8 +28,9 @@ import torch
 from omni import trace
 from omni.demo_args import add_demo_arguments
 from omni.evaluation import Metric, format_table, metrics_to_json
+from omni.stages import STAGES
 
-STAGE_ORDER = ("thinker", "audio", "vision", "codec", "talker", "omni_sft")
+STAGE_ORDER = tuple(name for name in STAGES if name != "mufun")   # MuFun is traced at full size, not trained
 TEXT_STAGES = ("vision", "talker", "omni_sft")   # take the Thinker's tokenizer
 
 
@@ -74,7 +75,7 @@ def build_world(plan: DemoPlan) -> None:
 # 2. training
 # ---------------------------------------------------------------------------
 def stage_argv(stage: str, plan: DemoPlan) -> list[str]:
-    argv = ["--config", f"train/configs/{stage}/{plan.preset}.json", "--data", str(plan.world),
+    argv = ["--preset", plan.preset, "--data", str(plan.world),
             "--out", str(plan.ckpt_root / stage), "--device", plan.device]
     if stage in TEXT_STAGES:
         argv += ["--tokenizer", str(plan.export("thinker") / "tokenizer.model")]
@@ -87,9 +88,6 @@ def stage_argv(stage: str, plan: DemoPlan) -> list[str]:
 
 
 def train_all(plan: DemoPlan) -> None:
-    from omni.cli import TRAIN_STAGES
-    from omni.commands.train import run_stage_script
-
     for stage in STAGE_ORDER:
         if (plan.export(stage) / "model.safetensors").is_file():
             say(f"[train] {stage}: reusing {plan.export(stage)}")
@@ -98,7 +96,7 @@ def train_all(plan: DemoPlan) -> None:
         argv = stage_argv(stage, plan)
         say(f"[train] {stage}: omni train {stage} {' '.join(argv)}")
         t0 = time.perf_counter()
-        code = run_stage_script(TRAIN_STAGES[stage], stage, argv)
+        code = STAGES[stage].train(argv)
         if code != 0:
             raise RuntimeError(f"training stage {stage} exited with status {code}")
         plan.timings[f"train {stage}"] = time.perf_counter() - t0
@@ -155,8 +153,8 @@ def run_pipelines(plan: DemoPlan) -> list[Section]:
     from omni.images import load_image
     from omni.mufun.dry_run import trace_mufun
     from omni.pipelines.chat import chat
-    from omni.pipelines.checkpoints import load_stage
-    from omni.pipelines.sampling import SamplingConfig
+    from omni.stages.exports import load_stage
+    from omni.generation.sampling import SamplingConfig
     from omni.pipelines.tts import speak
     from omni.viz import image_png, mel_png
 

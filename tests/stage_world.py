@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from omni.commands.train import load_stage_script
+from omni.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,16 +24,11 @@ def small_world(tmp_path_factory) -> Path:
     return world
 
 
-def load_stage(stage: str):
-    """Import train/<stage>.py as a module (as `omni train` does)."""
-    return load_stage_script(stage)
-
-
 def run_stage(stage: str, argv: list[str]) -> int:
     """Run a stage script's main() with one intra-op thread (tiny models on a shared 2-core machine)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return load_stage(stage).main(argv)
+        return STAGES[stage].train(argv)              # omni/stages/<stage>.py main(), as `omni train` runs it
     finally:
         torch.set_num_threads(threads)

@@ -163,7 +163,7 @@ def test_autocast_forward_backward_agrees_with_fp32(name, precision):
 # Two bugs the fp16 runs of benchmarks/gpu_check.py found (CPU smoke presets)
 # ---------------------------------------------------------------------------
 def test_check_finite_is_not_fooled_by_an_fp16_sum_that_overflows():
-    from omni.models.thinker import check_finite
+    from omni.nn import check_finite
 
     logits = torch.full((32, 64, 320), 4.0, dtype=torch.float16)    # fine values; their fp16 sum is inf
     assert not torch.isfinite(logits.sum())

@@ -7,8 +7,8 @@ import torch
 
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.nn.compiled import compile_blocks
-from omni.pipelines.generate import generate
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.generate import generate
+from omni.generation.sampling import SamplingConfig
 from omni.training.config import TrainConfig
 from omni.training.stage import command_line_overrides, stage_parser
 

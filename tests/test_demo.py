@@ -1,9 +1,11 @@
 """`omni demo --smoke`: the main job end to end in seconds, and every artefact it promises."""
 
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,14 +13,17 @@ import soundfile as sf
 from PIL import Image
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")     # not the repository root: presets are found by name
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-m", "omni", "demo", "--smoke", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, env={**__import__("os").environ,
-                                                                             "OMP_NUM_THREADS": "1"})
+                          capture_output=True, text=True, timeout=900, env=env, cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
 

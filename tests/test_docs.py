@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from omni import trace
-from omni.cli import TRACE_PIPELINES, main
+from omni.cli import main
+from omni.traces import TRACE_PIPELINES
 from omni.docs_build import PAGES, fold
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,48 +1,39 @@
 """``omni eval``: the metric table, and how the command finds stages, checkpoints and evaluation modules.
 
 The stages' own evaluations (omni/evaluation/<stage>.py) are tested by their
-authors. Here a test-only stage, ``probe``, is registered for the duration of
-a test: its module is written to a temporary folder on ``omni.evaluation``'s
-path, and its export is a tiny randomly initialised ThinkerLM (plumbing, not
-quality). Its metrics are computed from the checkpoint and the data folder, so
+authors. Here a test-only stage, ``probe``, is put in the registry
+(:data:`omni.stages.STAGES`) for the duration of a test, with ``absent``, a
+stage that never has a checkpoint; probe's export is a tiny randomly
+initialised ThinkerLM (plumbing, not quality). Its metrics are computed from the checkpoint and the data folder, so
 the table must carry values that come from them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
-import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
-import omni.evaluation
 from omni.cli import main
-from omni.commands import eval as eval_cmd
 from omni.evaluation import Metric, format_table, metrics_to_json
 from omni.models.thinker import ThinkerConfig, ThinkerLM
-from omni.pipelines import checkpoints
+from omni.stages import STAGES
+from omni.stages.exports import load_stage
 from omni.tokenizer import BPETokenizer
 from omni.training import export_safetensors
 
-PROBE_MODULE = '''
-"""Test-only evaluation: facts about the checkpoint and the data, as Metrics."""
-from pathlib import Path
-
-from omni.evaluation.metric import Metric
-from omni.pipelines.checkpoints import load_stage
-
-
-def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", **kw):
+def probe_evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", **kw):
+    """Test-only evaluation: facts about the checkpoint and the data, as Metrics."""
     print("probe: counting")                      # progress: must go to stderr, not into the table
     loaded = load_stage("probe", ckpt, device)
     n_params = sum(p.numel() for p in loaded.model.parameters())
     lines = (Path(data) / f"text_{split}.txt").read_text().splitlines()
     return [Metric("parameters", n_params),
             Metric(f"{split} lines", len(lines), unit="lines", goal="≥ 2", met=len(lines) >= 2)]
-'''
 
 
 # ---------------------------------------------------------------------------
@@ -77,17 +68,13 @@ def test_table_by_stage_and_json():
 # the command
 # ---------------------------------------------------------------------------
 @pytest.fixture
-def probe(tmp_path, monkeypatch):
-    """Register the ``probe`` stage (and ``nomodule``, a stage whose evaluation module does not exist)."""
-    pkg = tmp_path / "evalpkg"
-    pkg.mkdir()
-    (pkg / "probe.py").write_text(textwrap.dedent(PROBE_MODULE))
-    monkeypatch.setattr(omni.evaluation, "__path__", list(omni.evaluation.__path__) + [str(pkg)])
-    stages = ("thinker", "probe", "nomodule")
-    monkeypatch.setattr(omni.evaluation, "STAGES", stages)     # read when the parser is built
-    monkeypatch.setattr(eval_cmd, "STAGES", stages)
-    monkeypatch.setitem(checkpoints.STAGE_MODELS, "probe", checkpoints.STAGE_MODELS["thinker"])
-    monkeypatch.setitem(checkpoints.STAGE_MODELS, "nomodule", checkpoints.STAGE_MODELS["thinker"])
+def probe(tmp_path):
+    """Replace the registry by three stages: thinker, ``probe`` (a ThinkerLM export) and ``absent``."""
+    real = dict(STAGES)
+    STAGES.clear()                                 # every consumer reads this one dict
+    STAGES.update({"thinker": real["thinker"],
+                   "probe": dataclasses.replace(real["thinker"], name="probe", evaluate=probe_evaluate),
+                   "absent": dataclasses.replace(real["thinker"], name="absent", evaluate=probe_evaluate)})
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the red cat sits.\na dog runs.\nwhat colour is the sky?\n" * 10)
@@ -102,8 +89,11 @@ def probe(tmp_path, monkeypatch):
     data.mkdir()
     (data / "text_test.txt").write_text("one\ntwo\nthree\n")
     assert sum(p.numel() for p in model.parameters()) < 10_000     # printed with 4 digits, no separator
-    yield {"root": root, "export": export, "data": data, "n_params": sum(p.numel() for p in model.parameters())}
-    sys.modules.pop("omni.evaluation.probe", None)
+    try:
+        yield {"root": root, "export": export, "data": data, "n_params": sum(p.numel() for p in model.parameters())}
+    finally:
+        STAGES.clear()
+        STAGES.update(real)
 
 
 def run(capsys, *argv):
@@ -142,12 +132,6 @@ def test_eval_missing_checkpoint_names_folder_and_files(capsys, probe, tmp_path)
     assert rc == 1 and "is incomplete: missing model.safetensors" in err
 
 
-def test_eval_missing_stage_module_is_named(capsys, probe):
-    rc, out, err = run(capsys, "eval", "nomodule", "--ckpt", probe["export"], "--data", probe["data"])
-    assert rc == 1 and out == ""
-    assert "module omni.evaluation.nomodule (omni/evaluation/nomodule.py) is not in this checkout" in err
-
-
 def test_eval_missing_data_folder_says_how_to_build_it(capsys, probe, tmp_path):
     rc, _, err = run(capsys, "eval", "probe", "--ckpt", probe["export"], "--data", tmp_path / "noworld")
     assert rc == 1 and f"omni data synth --out {tmp_path / 'noworld'}" in err
@@ -163,7 +147,7 @@ def test_eval_all_evaluates_what_exists_and_names_what_it_skips(capsys, probe):
     thinker = probe["root"] / "thinker" / "export"
     assert (f"skipped thinker: no checkpoint ({thinker} lacks config.json, model.safetensors, tokenizer.model)"
             in out)
-    assert f"skipped nomodule: no checkpoint ({probe['root'] / 'nomodule' / 'export'} does not exist)" in out
+    assert f"skipped absent: no checkpoint ({probe['root'] / 'absent' / 'export'} does not exist)" in out
     rc, out, err = run(capsys, "eval", "all", "--checkpoints", probe["root"], "--data", probe["data"], "--json",
                        "--device", "cpu")
     assert rc == 0 and {r["stage"] for r in json.loads(out)} == {"probe"} and "skipped thinker" in err
@@ -172,4 +156,4 @@ def test_eval_all_evaluates_what_exists_and_names_what_it_skips(capsys, probe):
 def test_eval_all_without_any_checkpoint_is_an_error(capsys, probe, tmp_path):
     rc, out, err = run(capsys, "eval", "all", "--checkpoints", tmp_path / "empty", "--data", probe["data"])
     assert rc == 1 and out == ""
-    assert "no stage has a checkpoint" in err and "thinker, probe, nomodule" in err
+    assert "no stage has a checkpoint" in err and "thinker, probe, absent" in err

@@ -5,8 +5,8 @@ import torch
 
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.nn import KVCache
-from omni.pipelines.generate import generate
-from omni.pipelines.sampling import SamplingConfig, sample_next
+from omni.generation.generate import generate
+from omni.generation.sampling import SamplingConfig, sample_next
 
 
 @pytest.fixture(scope="module")

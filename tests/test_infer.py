@@ -28,9 +28,9 @@ from omni.models.talker import TalkerConfig, TalkerTiny
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.models.vision import VisionConfig
 from omni.pipelines import chat as chat_module
-from omni.pipelines.checkpoints import MissingCheckpointError, load_stage
-from omni.pipelines.generate import generate
-from omni.pipelines.sampling import SamplingConfig
+from omni.stages.exports import MissingCheckpointError, load_stage
+from omni.generation.generate import generate
+from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import BPETokenizer
 from omni.training import CheckpointError, export_safetensors
 

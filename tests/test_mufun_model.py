@@ -7,8 +7,8 @@ from omni.mufun.config import Qwen3Config, build_tiny_mufun_config
 from omni.mufun.fusion import AUDIO_TOKEN_INDEX, FusionError
 from omni.mufun.model import MuFunModel
 from omni.mufun.qwen3 import Qwen3LM
-from omni.pipelines.generate import generate
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.generate import generate
+from omni.generation.sampling import SamplingConfig
 
 A = AUDIO_TOKEN_INDEX
 
@@ -45,7 +45,7 @@ def test_set_stage_freezes_the_right_parts(tiny):
     trainable = set(model.set_stage("full"))
     everything = {n for n, _ in model.named_parameters()}
     assert everything - trainable == {"whisper.embed_positions.weight"}   # fixed sinusoids, never trained
-    with pytest.raises(ValueError, match="unknown training stage 'pretrain'"):
+    with pytest.raises(ValueError, match="unknown training phase 'pretrain'"):
         model.set_stage("pretrain")
 
 

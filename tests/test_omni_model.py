@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from omni import trace
-from omni.cli import TRACE_PIPELINES, main
+from omni.cli import main
+from omni.traces import TRACE_PIPELINES
 from omni.models.audio_encoder import AudioEncoderConfig
 from omni.models.omni_model import IGNORE_INDEX, OmniConfig, OmniModel
 from omni.models.thinker import ThinkerConfig
@@ -17,7 +18,7 @@ from omni.models.vision import VisionConfig
 from omni.pipelines import audio as audio_pipe
 from omni.pipelines import image as image_pipe
 from omni.pipelines import multimodal as mm_pipe
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import BOS_ID, PAD_ID, BPETokenizer
 
 

@@ -12,8 +12,8 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from omni.mufun.loading import load_qwen3  # noqa: E402
-from omni.pipelines.generate import generate  # noqa: E402
-from omni.pipelines.sampling import SamplingConfig  # noqa: E402
+from omni.generation.generate import generate  # noqa: E402
+from omni.generation.sampling import SamplingConfig  # noqa: E402
 
 TOL = 1e-4          # as tests/test_mufun_parity.py: fp32, different kernels and summation orders
 V = 120

@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from omni.pipelines.sampling import SamplingConfig, sample_next
+from omni.generation.sampling import SamplingConfig, sample_next
 
 N_DRAWS = 40_000    # per row; the sampling noise of the TV estimate is ≈ 0.006 for 8 tokens
 TV_BOUND = 0.02

@@ -8,7 +8,7 @@ import torch
 
 from omni.data.quality import TOO_SHORT, BadDataError
 from omni.evaluation.audio import evaluate
-from omni.evaluation.cer import cer, edit_distance, normalize_text
+from omni.cer import cer, edit_distance, normalize_text
 from omni.models.asr import ASRConfig, ASRModel
 from omni.models.audio_encoder import AudioEncoderConfig
 from omni.training import load_exported, read_metrics

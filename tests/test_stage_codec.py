@@ -10,7 +10,7 @@ from omni.evaluation.codec import evaluate
 from omni.evaluation.metric import Metric
 from omni.models.rvq import RVQ, CodecConfig
 from omni.training import load_exported, read_checkpoint, read_export_config, read_metrics
-from omni.training.checkpoint import load_model_state
+from omni.checkpoint import load_model_state
 from speech_stages import CODEC_SMOKE, codec_run, speech_world, train  # noqa: F401  (fixtures)
 from training_toy import one_thread  # noqa: F401  (fixture)
 

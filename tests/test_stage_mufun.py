@@ -13,15 +13,15 @@ from omni.mufun.qa import MusicQADataset, QwenTokenizer, SharedBPE, collate_qa, 
 from omni.mufun.qwen3 import IGNORE_INDEX
 from omni.tokenizer import BOS_ID, EOS_ID, BPETokenizer
 from omni.training import TrainConfig, load_exported, load_preset, read_metrics
-from omni.training.checkpoint import export_safetensors
-from omni.commands.train import load_stage_script
+from omni.checkpoint import export_safetensors
+from omni.stages import mufun as stage_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "train/configs/mufun/smoke.json"
 
 
 def load_script():
-    return load_stage_script("mufun")
+    return stage_module
 
 
 SCRIPT = load_script()

@@ -16,17 +16,17 @@ from omni.models.omni_model import IGNORE_INDEX, OmniConfig, OmniModel
 from omni.models.thinker import ThinkerLM
 from omni.tokenizer import BOS_ID, EOS_ID, BPETokenizer
 from omni.training import TrainConfig, load_exported, load_preset, read_metrics
-from omni.training.checkpoint import CheckpointError, export_safetensors
+from omni.checkpoint import CheckpointError, export_safetensors
 from omni.training.sft import AllMaskedError, DialogueDataset, answer_loss, fuse_batch, sft_loss
 from omni.training.warm_start import PartSource, load_part
-from omni.commands.train import load_stage_script
+from omni.stages import omni_sft as stage_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "train/configs/omni_sft/smoke.json"
 
 
 def load_script():
-    return load_stage_script("omni_sft")
+    return stage_module
 
 
 SCRIPT = load_script()

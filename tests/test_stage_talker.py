@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from omni.evaluation.metric import Metric
-from omni.evaluation.cer import cer
+from omni.cer import cer
 from omni.evaluation.talker import evaluate
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny
 from omni.tokenizer import BPETokenizer
 from omni.training import export_safetensors, load_exported, read_checkpoint, read_export_config, read_metrics
-from omni.training.checkpoint import load_model_state
+from omni.checkpoint import load_model_state
 from omni.training.speech import check_codec, pad_talker_batch
 from speech_stages import TALKER_SMOKE, codec_run, speech_world, train  # noqa: F401  (fixtures)
 from training_toy import one_thread  # noqa: F401  (fixture)
@@ -97,7 +97,7 @@ def test_talker_evaluation_without_asr(talker_run, codec_run, speech_world):
 
 
 def test_round_trip_cer_normalises_like_the_asr_stage():
-    """The round trip scores with the ASR stage's CER (omni.evaluation.cer): case and punctuation are
+    """The round trip scores with the ASR stage's CER (omni.cer): case and punctuation are
     not errors, a wrong or missing character is; corpus-level Σ edits / Σ characters."""
     assert cer(["what colour is the carrot?"], ["What colour is the  carrot"]) == 0.0
     assert cer(["the cat's hat.", "ab"], ["the cats hat", "b"]) == pytest.approx(2 / 15)

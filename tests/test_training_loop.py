@@ -8,7 +8,7 @@ from PIL import Image
 
 from omni.training import (CheckpointError, TrainConfig, export_safetensors, load_exported, load_preset,
                            read_checkpoint, read_metrics)
-from omni.training import checkpoint as ckpt_io
+from omni import checkpoint as ckpt_io
 from omni.training.optim import WarmupCosine
 from omni.training.precision import Precision, resolve_device, resolve_precision
 from training_toy import Toy, ToyConfig, run, toy_config

@@ -10,8 +10,8 @@ from omni import cli
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.tokenizer import BPETokenizer
 from omni.training import load_exported, read_checkpoint, read_metrics
-from omni.training.checkpoint import load_model_state
-from omni.commands.train import load_stage_script
+from omni.checkpoint import load_model_state
+from omni.stages import thinker as stage_module
 from training_toy import one_thread  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def write_corpus(path: Path, n: int = 600) -> Path:
 
 
 def load_script():
-    return load_stage_script("thinker")
+    return stage_module
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import soundfile as sf
 import torch
 
 from omni.audio.griffin_lim import VocoderConfig
-from omni.cli import TRACE_PIPELINES, main
+from omni.cli import main
+from omni.traces import TRACE_PIPELINES
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny
 from omni.pipelines.tts import SEED_TTS_TEXT, speak, synthesize, trace_talker_train, trace_tts
@@ -54,7 +55,7 @@ def test_trace_talker_train_part6_shapes():
 
 
 def test_cli_registers_traces(capsys):
-    assert TRACE_PIPELINES["tts"] == "omni.pipelines.tts:trace_tts"
+    assert TRACE_PIPELINES["tts"] is trace_tts
     assert main(["trace", "talker-train", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert {"name": "talker.prev_codes", "shape": [2, 50, 2]}.items() <= {

@@ -1,151 +1,16 @@
 """Stage 1 — Thinker: next-token pretraining of ThinkerLM on the text corpus.
 
-    python train/thinker.py --config train/configs/thinker/smoke.json [--data data/small | corpus.txt] [--out runs/x]
-                            [--tokenizer tok.model] [--device cpu|cuda|mps] [--precision fp32|bf16|fp16]
-    omni train thinker --config train/configs/thinker/cpu.json
-    torchrun --nproc_per_node 2 train/thinker.py --config train/configs/thinker/gpu.json
-
-``--data`` is a synthetic-world folder (``omni data synth``): training reads
-``corpus_train.txt`` and validation ``corpus_val.txt`` (sentences held out
-from training), and the shared tokenizer is trained on the world's
-``tokenizer_corpus.txt`` (``omni.training.stage.resolve_tokenizer``). A plain
-text file (one document per line) works too: a seeded shuffle holds out
-``data.val_fraction`` of its lines, and the tokenizer is trained on the rest.
-
-The run directory receives ``tokenizer.model`` (unless ``--tokenizer`` is
-given), ``checkpoints/latest.pt`` and ``best.pt``, ``metrics.jsonl``,
-``loss.png`` and ``export/`` (model.safetensors, config.json,
-tokenizer.model). Rerunning the same command resumes. Validation reports
-cross-entropy in bits per character (``val_bpc``).
+The entry point users run (``python train/thinker.py --preset smoke ...``, or under torchrun); the stage
+itself reads top to bottom in omni/stages/thinker.py, which ``omni train thinker`` runs too.
 """
 
-from __future__ import annotations
-
-import argparse
-import random
-import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):                     # `python train/thinker.py` from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omni.models.thinker import ThinkerConfig, ThinkerLM  # noqa: E402
-from omni.tokenizer import BPETokenizer  # noqa: E402
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup  # noqa: E402
-from omni.training.distributed import barrier  # noqa: E402
-from omni.training.lm import bits_per_char, count_chars, encode_lines, next_token_loss, pack_windows  # noqa: E402
-from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file  # noqa: E402
-
-
-@dataclass
-class ThinkerDataConfig:
-    corpus: str = "data/medium"             # world folder (corpus_{train,val}.txt) or a text file; --data overrides
-    val_fraction: float = 0.05              # text file only: share of lines held out (a seeded shuffle)
-    eval_batch_size: int = 32
-
-    def __post_init__(self):
-        assert 0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"
-
-
-def read_lines(path: Path) -> list[str]:
-    """Non-empty, stripped lines of a text file."""
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = stage_parser("thinker", __doc__, data_help="world folder or corpus text file (overrides data.corpus)")
-    p.add_argument("--tokenizer", default=None, help="existing SentencePiece .model (default: reuse or train one)")
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-
-    # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": ThinkerConfig, "data": ThinkerDataConfig, "train": TrainConfig})
-    model_cfg: ThinkerConfig = preset["model"]
-    data_cfg: ThinkerDataConfig = preset["data"]
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
-    run_dir = default_run_dir(args, "thinker")
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
-
-    # =========================================================================
-    # 2. Corpus: a world's train / held-out sentences, or a text file split by a seeded shuffle
-    # =========================================================================
-    corpus = Path(args.data or data_cfg.corpus)
-    if corpus.is_dir():
-        train_lines = read_lines(world_file(corpus, "corpus_train.txt"))
-        val_lines = read_lines(world_file(corpus, "corpus_val.txt"))
-    elif corpus.is_file():
-        lines = read_lines(corpus)
-        random.Random(cfg.seed).shuffle(lines)
-        n_val = max(1, round(data_cfg.val_fraction * len(lines)))
-        val_lines, train_lines = lines[:n_val], lines[n_val:]
-    else:
-        raise FileNotFoundError(f"corpus not found: {corpus} (build a world with `omni data synth --out "
-                                f"{corpus} --size small`, or pass --data FILE with one document per line)")
-    if not train_lines or not val_lines:
-        raise ValueError(f"{corpus}: {len(train_lines)} training and {len(val_lines)} held-out lines; need both")
-    ctx.say(f"[data] {corpus}: {len(train_lines):,} training lines, {len(val_lines):,} held out")
-
-    # =========================================================================
-    # 3. Tokenizer (the whole stack shares it): given, or in the run directory (resume), or trained —
-    #    on the world's tokenizer_corpus.txt, or on a text file's training lines
-    # =========================================================================
-    if ctx.dist.is_main:
-        tok_path = run_dir / "tokenizer.model"
-        if not corpus.is_dir() and args.tokenizer is None and not tok_path.exists():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            train_text = run_dir / "tokenizer_train.txt"
-            train_text.write_text("\n".join(train_lines) + "\n", encoding="utf-8")
-            BPETokenizer.train(train_text, tok_path, vocab_size=model_cfg.vocab_size)
-            train_text.unlink()
-        resolve_tokenizer(run_dir, corpus if corpus.is_dir() else None, args.tokenizer,
-                          vocab_size=model_cfg.vocab_size, say=ctx.say)
-    barrier(ctx.dist)                                  # other ranks wait for rank 0's tokenizer
-    tok_path = run_dir / "tokenizer.model"
-    tok = BPETokenizer(tok_path)
-    ctx.say(f"[tokenizer] {tok_path}: {tok.vocab_size} pieces (model vocabulary {model_cfg.vocab_size})")
-
-    # =========================================================================
-    # 4. Token windows: BOS … EOS per line, packed into ctx_len + 1 windows
-    # =========================================================================
-    train_windows = pack_windows(encode_lines(tok, train_lines), model_cfg.ctx_len)     # (W, ctx_len + 1)
-    val_stream = encode_lines(tok, val_lines)                                          # (N,)
-    val_chars = count_chars(val_lines)
-    data = ShuffledBatches(train_windows, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
-                           world_size=ctx.dist.world_size)
-    ctx.say(f"[data] {train_windows.shape[0]:,} training windows of {model_cfg.ctx_len} tokens; "
-            f"validation: {val_stream.numel():,} tokens for {val_chars:,} characters")
-
-    # =========================================================================
-    # 5. Model, loss, evaluation
-    # =========================================================================
-    model = ThinkerLM(model_cfg)
-
-    def evaluate(m) -> dict:
-        return bits_per_char(m, val_stream, val_chars, model_cfg.ctx_len, data_cfg.eval_batch_size)
-
-    # =========================================================================
-    # 6. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, next_token_loss, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
-
-    # =========================================================================
-    # 7. Ship the tokenizer with the exported weights; report
-    # =========================================================================
-    if ctx.dist.is_main:
-        shutil.copyfile(tok_path, run_dir / "export" / "tokenizer.model")
-        if result.last_eval is not None:
-            ctx.say(f"[thinker] validation: {result.last_eval['val_bpc']:.4f} bits per character, "
-                    f"{result.last_eval['val_loss']:.4f} nats per token; best {result.best}")
-    ctx.close()
-    return 0
-
+from omni.stages.thinker import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,133 +1,16 @@
 """Stage 3 — Vision: ViTTiny trained contrastively against a small text tower on image–caption pairs.
 
-    python train/vision.py --config train/configs/vision/smoke.json --data data/small [--out runs/x]
-                           [--tokenizer tok.model] [--device cpu|cuda|mps] [--precision fp32|bf16|fp16]
-    omni train vision --config train/configs/vision/cpu.json
-    torchrun --nproc_per_node 2 train/vision.py --config train/configs/vision/gpu.json
-
-``--data`` is a synthetic-world folder (``omni data synth``) or any folder with
-``caption_train.jsonl`` and ``caption_val.jsonl``. Captions are read with the
-stack's one BPE tokenizer (``--tokenizer``, else the run directory's, else one
-trained on the world's ``tokenizer_corpus.txt``). The loss is InfoNCE in both
-directions with a learnable temperature starting at 0.07 (CLIP's recipe);
-validation reports image→caption top-1 among up to 100 distinct val captions
-(``val_top1``). The run directory ends with ``export/`` (ContrastiveModel:
-config.json + model.safetensors + tokenizer.model). Rerunning resumes.
+The entry point users run (``python train/vision.py --preset smoke ...``, or under torchrun); the stage
+itself reads top to bottom in omni/stages/vision.py, which ``omni train vision`` runs too.
 """
 
-from __future__ import annotations
-
-import argparse
-import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):                     # `python train/vision.py` from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omni.data.quality import load_checked  # noqa: E402
-from omni.models.contrastive import ContrastiveConfig, ContrastiveModel  # noqa: E402
-from omni.tokenizer import BPETokenizer  # noqa: E402
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup  # noqa: E402
-from omni.training.contrastive import (CaptionImages, collate_captions, contrastive_loss,  # noqa: E402
-                                       distinct_captions, retrieval_top1)
-from omni.training.distributed import barrier  # noqa: E402
-from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file  # noqa: E402
-
-
-@dataclass
-class VisionDataConfig:
-    world: str = "data/medium"               # world folder with caption_{train,val}.jsonl; --data overrides
-    bad_data_threshold: float = 0.01         # stop when more than this fraction of images is bad
-    val_images: int = 100                    # retrieval among this many val images with distinct captions
-    eval_batch_size: int = 50
-    hard_negatives: int = 0                  # NegCLIP: per image, k captions with a shape/colour/size word swapped
-
-    def __post_init__(self):
-        assert 0 <= self.bad_data_threshold < 1, f"bad_data_threshold must be in [0, 1), got {self.bad_data_threshold}"
-        assert self.val_images >= 2, f"val_images must be ≥ 2 for retrieval, got {self.val_images}"
-        assert self.hard_negatives >= 0, f"hard_negatives must be ≥ 0, got {self.hard_negatives}"
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = stage_parser("vision", __doc__, data_help="world folder (overrides data.world)")
-    p.add_argument("--tokenizer", default=None, help="the Thinker's SentencePiece .model (default: reuse or train)")
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-
-    # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": ContrastiveConfig, "data": VisionDataConfig, "train": TrainConfig})
-    model_cfg: ContrastiveConfig = preset["model"]
-    data_cfg: VisionDataConfig = preset["data"]
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
-    run_dir = default_run_dir(args, "vision")
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
-
-    # =========================================================================
-    # 2. Pairs: read the manifests, drop and count images that are missing or fail to decode
-    # =========================================================================
-    world = Path(args.data or data_cfg.world)
-    train_records, train_report = load_checked(world_file(world, "caption_train.jsonl"), "caption",
-                                               threshold=data_cfg.bad_data_threshold)
-    val_records, val_report = load_checked(world_file(world, "caption_val.jsonl"), "caption",
-                                           threshold=data_cfg.bad_data_threshold)
-    ctx.say(train_report.summary())
-    ctx.say(val_report.summary())
-    val_records = distinct_captions(val_records, data_cfg.val_images)
-
-    # =========================================================================
-    # 3. Tokenizer: the stack's one BPE tokenizer (given, reused, or trained on the world)
-    # =========================================================================
-    if ctx.dist.is_main:
-        resolve_tokenizer(run_dir, world, args.tokenizer, vocab_size=model_cfg.text.vocab_size, say=ctx.say)
-    barrier(ctx.dist)                                  # other ranks wait for rank 0's tokenizer
-    tok = BPETokenizer(run_dir / "tokenizer.model")
-
-    # =========================================================================
-    # 4. Batches: preprocessed images (omni.images) and padded caption ids
-    # =========================================================================
-    size = model_cfg.vision.image_size
-    train_pairs = CaptionImages(train_records, tok, model_cfg.text.ctx_len, size,
-                                hard_negatives=data_cfg.hard_negatives, seed=cfg.seed)
-    val_pairs = CaptionImages(val_records, tok, model_cfg.text.ctx_len, size)
-    data = ShuffledBatches(train_pairs, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
-                           world_size=ctx.dist.world_size, collate_fn=collate_captions)
-    ctx.say(f"[data] {world}: {len(train_pairs):,} training pairs ({train_pairs.n_distinct:,} distinct captions); "
-            f"retrieval among {len(val_pairs)} val images with distinct captions"
-            + (f"; {data_cfg.hard_negatives} hard-negative captions per image" if data_cfg.hard_negatives else ""))
-
-    # =========================================================================
-    # 5. Model, loss (InfoNCE both ways, learnable temperature), evaluation (retrieval top-1)
-    # =========================================================================
-    model = ContrastiveModel(model_cfg)
-
-    def evaluate(m) -> dict:
-        scores = retrieval_top1(m, val_pairs, data_cfg.eval_batch_size)
-        return {"val_loss": scores["val_loss"], "val_top1": scores["i2t_top1"], "val_t2i_top1": scores["t2i_top1"],
-                "temperature": float(1 / m.scale())}
-
-    # =========================================================================
-    # 6. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, contrastive_loss, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
-
-    # =========================================================================
-    # 7. Ship the tokenizer with the exported weights; report
-    # =========================================================================
-    if ctx.dist.is_main:
-        shutil.copyfile(run_dir / "tokenizer.model", run_dir / "export" / "tokenizer.model")
-        if result.last_eval is not None:
-            ctx.say(f"[vision] validation: image→caption top-1 {100 * result.last_eval['val_top1']:.1f} % among "
-                    f"{len(val_pairs)}, temperature {result.last_eval['temperature']:.4f}; best {result.best}")
-    ctx.close()
-    return 0
-
+from omni.stages.vision import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

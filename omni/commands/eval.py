@@ -3,9 +3,9 @@
     omni eval audio [--ckpt checkpoints/audio/export] [--data data/small] [--split test] [--device auto] [--json]
     omni eval all [--checkpoints checkpoints] [--data data/small] ...
 
-A stage's evaluation is ``omni.evaluation.<stage>:evaluate(ckpt, data, split, device) -> list[Metric]``,
-imported only when that stage runs. Before it is called, the checkpoint folder
-is checked (:func:`omni.pipelines.checkpoints.check_folder`), so a missing one
+A stage's evaluation is ``evaluate(ckpt, data, split, device) -> list[Metric]``, the function its entry in
+:data:`omni.stages.STAGES` names (``omni/evaluation/<stage>.py``). Before it is called, the checkpoint folder
+is checked (:func:`omni.stages.exports.check_folder`), so a missing one
 is reported the same way for every stage. ``all`` evaluates every stage whose
 export is complete and names each one it skips, with the files it lacks.
 Whatever an evaluation prints while it runs goes to stderr: stdout holds only
@@ -15,36 +15,21 @@ the table (or the JSON).
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
-from omni.evaluation import STAGES, Metric, format_table, metrics_to_json
-from omni.pipelines.checkpoints import check_folder, missing_files
+from omni.evaluation import Metric, format_table, metrics_to_json
+from omni.stages import STAGES, stage
+from omni.stages.exports import check_folder, missing_files
 from omni.training.precision import resolve_device
 from omni.training.stage import export_dir
 
 DEFAULT_DATA = "data/small"
 
 
-def evaluator(stage: str):
-    """``omni.evaluation.<stage>:evaluate``, or an error naming the module that is missing."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    name = f"omni.evaluation.{stage}"
-    if importlib.util.find_spec(name) is None:
-        raise RuntimeError(f"no evaluation for the {stage} stage: module {name} (omni/evaluation/{stage}.py) "
-                           f"is not in this checkout")
-    module = importlib.import_module(name)
-    if not hasattr(module, "evaluate"):
-        raise RuntimeError(f"{name} ({module.__file__}) has no evaluate(ckpt, data, split, device) function")
-    return module.evaluate
-
-
-def evaluate_stage(stage: str, ckpt: str | Path, data: str | Path, split: str, device: str) -> list[Metric]:
-    evaluate = evaluator(stage)                     # a missing module is reported before anything is read
-    ckpt = check_folder(stage, ckpt)
+def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, device: str) -> list[Metric]:
+    evaluate = stage(name).evaluate                 # an unknown stage is reported before anything is read
+    ckpt = check_folder(name, ckpt)
     data = Path(data)
     if not data.is_dir():
         raise FileNotFoundError(f"evaluation data {data} not found: build it with "
@@ -53,7 +38,7 @@ def evaluate_stage(stage: str, ckpt: str | Path, data: str | Path, split: str, d
         metrics = evaluate(ckpt, data, split=split, device=device)
     bad = [m for m in metrics if not isinstance(m, Metric)]
     if bad:
-        raise TypeError(f"omni.evaluation.{stage}.evaluate returned {type(bad[0]).__name__}, not Metric")
+        raise TypeError(f"{evaluate.__module__}.evaluate returned {type(bad[0]).__name__}, not Metric")
     return metrics
 
 

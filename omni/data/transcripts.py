@@ -12,7 +12,7 @@ so a corpus is never rewritten silently. The steps, in order:
    typographic marks the CTC vocabulary holds, ’ and —, are kept.
 2. **Lower-cased** (:data:`LOWERED`): LibriSpeech is written in capitals and
    LJSpeech in sentence case; case cannot be heard, and the synthetic world
-   and the CER normaliser (:mod:`omni.evaluation.cer`) read lower case.
+   and the CER normaliser (:mod:`omni.cer`) read lower case.
 3. **Whitespace collapsed** (:data:`SPACES`): tabs, newlines and runs of spaces
    become one space; the ends are stripped.
 

@@ -5,13 +5,11 @@
     <stage>.py     evaluate(ckpt, data, split="test", device="cpu", **kw) -> list[Metric]
                    for thinker, audio, vision, codec, talker, omni_sft, mufun
 
-Each stage's module is imported only when that stage is evaluated, so a
-missing one names itself (see omni/commands/eval.py).
+The registry of stages (omni/stages/__init__.py) names each stage's evaluate;
+``omni eval`` (omni/commands/eval.py) runs it.
 """
 
 from omni.evaluation.metric import Metric
 from omni.evaluation.table import format_table, metrics_to_json
 
-STAGES = ("thinker", "audio", "vision", "codec", "talker", "omni_sft", "mufun")
-
-__all__ = ["Metric", "STAGES", "format_table", "metrics_to_json"]
+__all__ = ["Metric", "format_table", "metrics_to_json"]

@@ -3,7 +3,7 @@
     omni eval audio --ckpt checkpoints/audio/export --data data/medium --split test
 
 Two groups, both scored by greedy CTC decoding and the corpus CER of
-:mod:`omni.evaluation.cer` (lower-case, punctuation stripped, whitespace
+:mod:`omni.cer` (lower-case, punctuation stripped, whitespace
 collapsed — see that module):
 
 * **held-out voice**: clips of ``split`` whose speaker never occurs in
@@ -28,7 +28,7 @@ import torch
 
 from omni.data.manifest import read_manifest
 from omni.data.quality import load_checked
-from omni.evaluation.cer import cer
+from omni.cer import cer
 from omni.evaluation.metric import Metric
 from omni.models.asr import ASRConfig, ASRModel
 from omni.training import load_exported

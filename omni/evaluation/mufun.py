@@ -23,7 +23,7 @@ from omni.evaluation.omni_sft import QAResult, normalize_answer
 from omni.mufun.config import MuFunConfig
 from omni.mufun.model import MuFunModel
 from omni.mufun.qa import load_qa_tokenizer, prompt_ids, record_mels
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.sampling import SamplingConfig
 from omni.training import load_exported
 from omni.training.stage import export_dir, world_file
 

@@ -51,12 +51,12 @@ from omni.data.dialogue import build_parts, load_mel
 from omni.data.scenes import BACKGROUND
 from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER, Message
 from omni.data.quality import load_checked
-from omni.evaluation.cer import cer
+from omni.cer import cer
 from omni.evaluation.metric import Metric
 from omni.images import load_image, normalize
 from omni.models.omni_model import OmniConfig, OmniModel
 from omni.pipelines.multimodal import generate_multimodal
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import EOS_ID, BPETokenizer
 from omni.training import load_exported
 from omni.training.stage import export_dir, world_file

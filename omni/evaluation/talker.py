@@ -20,7 +20,7 @@ the vocoder (the best a perfect Talker could do with this codec). Also:
 * **mean generated length vs. mean reference length** (frames of 80 ms), and
   the share of sentences the stop head ended (the rest ran to Part 5's cap).
 
-CER is the ASR stage's (:mod:`omni.evaluation.cer`: lower case, punctuation
+CER is the ASR stage's (:mod:`omni.cer`: lower case, punctuation
 → space, apostrophes inside words kept, whitespace collapsed; Σ edit distance
 / Σ reference characters), reported in %.
 ``asr=None`` skips everything that needs an ASR model (stated in the output).
@@ -37,7 +37,7 @@ from omni.audio.griffin_lim import VocoderConfig, mel_to_audio
 from omni.audio.io import load_audio
 from omni.audio.speech_mel import SpeechMelConfig
 from omni.audio.tiny_mel import log_mel_batch
-from omni.evaluation.cer import cer
+from omni.cer import cer
 from omni.evaluation.metric import Metric
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny, shift_codes, talker_loss

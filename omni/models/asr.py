@@ -24,7 +24,7 @@ from torch import nn
 
 from omni import trace
 from omni.models.audio_encoder import AudioEncoderConfig, AudioEncoderTiny, output_length
-from omni.models.thinker import check_finite
+from omni.nn import check_finite
 from omni.tokenizer import CharVocab
 
 

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from omni import trace
-from omni.models.thinker import check_finite
-from omni.nn import Block
+from omni.nn import Block, check_finite
 
 CONV_KERNEL, CONV_STRIDE, CONV_PADDING = 3, 2, 1
 
@@ -148,7 +148,7 @@ class AudioEncoderTiny(nn.Module):
         x = F.gelu(self.conv2(x))                                                     # (B, C, T/4, F/4)
         trace.record("audio.conv2", x, "Conv2d stride 2 + GELU: 4× down in all")
         B, C, T4, F4 = x.shape
-        x = x.permute(0, 2, 1, 3).reshape(B, T4, C * F4)                              # (B, T', C·F')
+        x = rearrange(x, "b c t f -> b t (c f)")                                      # (B, T', C·F')
         trace.record("audio.flat", x, "channels × bins flattened per frame")
         x = self.proj(x)                                                              # (B, T', d_model)
         trace.record("audio.proj", x, f"Linear {C * F4} → {cfg.d_model}")

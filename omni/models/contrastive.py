@@ -31,9 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
-from omni.models.thinker import check_finite
 from omni.models.vision import VisionConfig, ViTTiny
-from omni.nn import Block
+from omni.nn import Block, check_finite
 from omni.tokenizer import PAD_ID
 
 MAX_LOGIT_SCALE = math.log(100.0)      # CLIP's clamp: similarities are scaled by at most 100

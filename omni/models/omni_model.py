@@ -28,7 +28,7 @@ Limits, checked before any encoder runs:
 Both return a :class:`Fusion`: the embeddings (B, T, 256), the text id (or
 -100) at every position, the segment layout, and :meth:`Fusion.labels` for
 training. Generation reuses the Thinker's KV cache:
-``omni.pipelines.generate.generate(model.thinker, embeds=fusion.embeds, ...)``.
+``omni.generation.generate.generate(model.thinker, embeds=fusion.embeds, ...)``.
 """
 
 from __future__ import annotations

@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
-from omni.models.thinker import check_finite
-from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding
+from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
 from omni.nn.init import init_normal
 
 

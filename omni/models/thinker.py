@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from omni import trace
-from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding
+from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
 from omni.nn.cross_entropy import linear_cross_entropy
 from omni.nn.init import init_normal
 
@@ -142,21 +142,3 @@ class ThinkerLM(nn.Module):
         if self.cfg.check_finite:
             check_finite(logits, "ThinkerLM logits")
         return (logits, h) if return_hidden else logits
-
-
-def check_finite(x: torch.Tensor, what: str) -> None:
-    """Raise RuntimeError with NaN and Inf counts if ``x`` is not finite (skipped on meta).
-
-    One reduction decides (a sum is finite only if every element is); the
-    counts are computed only on the failure path, so the check costs one pass.
-    The sum is taken in fp32, and a sum that overflows while no element is NaN or
-    Inf passes: fp16 logits (autocast) easily add up past fp16's 65,504.
-    """
-    if x.device.type == "meta":
-        return
-    if not torch.isfinite(x.sum(dtype=torch.float32)):
-        n_nan, n_inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
-        if n_nan == n_inf == 0:
-            return
-        raise RuntimeError(f"{what} are not finite: {n_nan} NaN and {n_inf} Inf of {x.numel()} values "
-                           f"(shape {tuple(x.shape)})")

@@ -1,7 +1,7 @@
 """ViTTiny: a 224 × 224 image → one 128-d CLS embedding, plus 196 patch tokens (seed 004, Part 2).
 
     pixels (B, 3, 224, 224) ──Conv2d(3→128, 16×16, stride 16)──▶ (B, 128, 14, 14)
-        ──flatten──▶ (B, 196, 128) ──CLS prepended──▶ (B, 197, 128) ──+ learnable positions──▶
+        ──rearrange "b d h w -> b (h w) d"──▶ (B, 196, 128) ──CLS prepended──▶ (B, 197, 128) ──+ learnable positions──▶
         ──4 × Block (bidirectional, LayerNorm, GELU MLP)──▶ LayerNorm ──▶ (B, 197, 128)
         ──▶ CLS (B, 1, 128)   and   patch tokens (B, 196, 128)
 
@@ -20,13 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from omni import trace
-from omni.models.thinker import check_finite
-from omni.nn import Block
+from omni.nn import Block, check_finite
 from omni.nn.conv_stem import ConvStem
-
 
 STEMS = ("patch", "conv")
 
@@ -91,7 +90,7 @@ class ViTTiny(nn.Module):
         x = self.proj(pixels)                                                       # (B, C, 14, 14)
         trace.record("vision.patches", x, f"Conv2d {cfg.patch_size}×{cfg.patch_size} stride {cfg.patch_size}"
                      if cfg.stem == "patch" else f"ConvStem: {len(self.proj.layers) // 3} × (3×3 stride 2)")
-        x = x.flatten(2).transpose(1, 2)                                            # (B, N, C)
+        x = rearrange(x, "b d h w -> b (h w) d")                                    # (B, N, C), N = h·w
         trace.record("vision.tokens", x, f"{cfg.grid}×{cfg.grid} patches as a sequence")
         x = torch.cat([self.cls.expand(B, -1, -1), x], dim=1)                       # (B, 1 + N, C)
         trace.record("vision.with_cls", x, "CLS token prepended")

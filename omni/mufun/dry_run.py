@@ -23,8 +23,8 @@ from omni.audio.io import SAMPLE_RATE
 from omni.mufun.config import mufun_config
 from omni.mufun.fusion import AUDIO_TOKEN_INDEX, tokenize_with_audio
 from omni.mufun.model import MuFunModel
-from omni.pipelines.generate import generate
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.generate import generate
+from omni.generation.sampling import SamplingConfig
 
 SEED_PROMPT = "Listen to <audio> and tell me the genre"
 # Seed 000, step 4.1: the ids it prints for SEED_PROMPT (-200 = the <audio> placeholder).

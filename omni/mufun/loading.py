@@ -34,7 +34,7 @@ from omni.mufun.model import MuFunModel
 from omni.mufun.qwen3 import HF_PREFIX, Qwen3LM
 from omni.mufun.whisper import HF_RENAMES, WhisperEncoder
 from omni.nn import RotaryEmbedding
-from omni.training.checkpoint import CheckpointError, read_json_object, read_safetensors
+from omni.checkpoint import CheckpointError, read_json_object, read_safetensors
 
 WHISPER_PREFIX = "model.encoder."
 CONNECTOR_PREFIXES = ("connector._connector.", "")     # MuFun's full-model prefix, or bare

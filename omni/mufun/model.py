@@ -26,10 +26,10 @@ from omni.mufun.config import MuFunConfig
 from omni.mufun.fusion import AUDIO_TOKEN_INDEX, FusionError, fuse, pad_batch
 from omni.mufun.qwen3 import Qwen3LM
 from omni.mufun.whisper import WhisperEncoder
-from omni.pipelines.generate import GenerationResult, generate
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.generate import GenerationResult, generate
+from omni.generation.sampling import SamplingConfig
 
-STAGES = ("warmup", "full")
+PHASES = ("warmup", "full")         # MuFun's two training phases (train/mufun.py --stage): connector only, then everything
 
 
 class MuFunModel(nn.Module):
@@ -122,8 +122,8 @@ class MuFunModel(nn.Module):
 
         Returns the names of the parameters left trainable.
         """
-        if stage not in STAGES:
-            raise ValueError(f"unknown training stage {stage!r}; choose one of {STAGES}")
+        if stage not in PHASES:
+            raise ValueError(f"unknown training phase {stage!r}; choose one of {PHASES}")
         full = stage == "full"
         self.whisper.requires_grad_(full)
         self.llm.requires_grad_(full)

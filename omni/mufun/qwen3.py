@@ -7,7 +7,7 @@
 
 Numerics follow ``transformers``' ``modeling_qwen3.py``: RMSNorm in fp32 (eps
 1e-6), q/k-norm before RoPE, no biases. The decoder contract of
-:func:`omni.pipelines.generate.generate` (``forward(ids=|embeds=, cache=)``,
+:func:`omni.generation.generate.generate` (``forward(ids=|embeds=, cache=)``,
 ``embed``, ``cache_spec``) lets the project's sampler drive it; the KV cache is
 an explicit :class:`~omni.nn.KVCache` passed in.
 
@@ -24,9 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
-from omni.models.thinker import check_finite
 from omni.mufun.config import Qwen3Config
-from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding
+from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
 from omni.nn.init import init_normal
 
 HF_PREFIX = "model."          # HF: model.embed_tokens, model.layers.*, model.norm; lm_head at the top

@@ -42,9 +42,9 @@ import torch
 
 from omni.models.omni_model import AUDIO_MARKER, IMAGE_MARKER, OmniModel
 from omni.models.thinker import ThinkerLM
-from omni.pipelines.generate import generate
+from omni.generation.generate import generate
 from omni.pipelines.multimodal import generate_multimodal
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import EOS_ID, BPETokenizer
 
 REPLACEMENT_CHAR = "\ufffd"     # what decoding shows for an incomplete UTF-8 byte sequence

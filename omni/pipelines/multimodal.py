@@ -24,8 +24,8 @@ from omni.audio.io import SAMPLE_RATE
 from omni.audio.tiny_mel import log_mel, log_mel_file
 from omni.images import load_image, preprocess_image
 from omni.models.omni_model import Fusion, OmniConfig, OmniModel
-from omni.pipelines.generate import GenerationResult, generate
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.generate import GenerationResult, generate
+from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import BOS_ID, EOS_ID, BPETokenizer
 
 SEED_EXAMPLE_PROMPT = "Describe what you see and hear."

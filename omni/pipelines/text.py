@@ -12,8 +12,8 @@ import torch
 
 from omni import trace
 from omni.models.thinker import ThinkerConfig, ThinkerLM
-from omni.pipelines.generate import generate
-from omni.pipelines.sampling import SamplingConfig
+from omni.generation.generate import generate
+from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import BOS_ID, BPETokenizer
 
 # The seed's own example tokenization of "Hello, how are you?" (BOS + 5 tokens).

@@ -11,7 +11,7 @@
     loop.py         setup() and fit(): the loop itself
 """
 
-from omni.training.checkpoint import (CheckpointError, export_safetensors, load_exported, read_checkpoint,
+from omni.checkpoint import (CheckpointError, export_safetensors, load_exported, read_checkpoint,
                                       read_export_config, seed_everything)
 from omni.training.config import TrainConfig, load_preset
 from omni.training.data import DataSource, ShuffledBatches

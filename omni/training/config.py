@@ -20,6 +20,21 @@ from pathlib import Path
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
+# The project's presets, found from the package's location so a command works from any directory:
+# <repository>/train/configs/<stage>/<name>.json. A path given with --config stays relative to the
+# current directory, as every other path on the command line.
+PRESETS_DIR = Path(__file__).resolve().parents[2] / "train" / "configs"
+
+
+def preset_path(stage: str, name: str) -> Path:
+    """The preset ``name`` of ``stage`` (``PRESETS_DIR/<stage>/<name>.json``), or a FileNotFoundError
+    that names the file it looked for and the presets that exist."""
+    path = PRESETS_DIR / stage / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in (PRESETS_DIR / stage).glob("*.json"))
+        raise FileNotFoundError(f"no preset {name!r} for stage {stage!r}: {path} not found; presets: {known}")
+    return path
+
 
 class PresetError(ValueError, TypeError):
     """A preset file that cannot be used: not JSON, wrong sections, or a section its dataclass refuses.
@@ -89,7 +104,9 @@ def load_preset(path: str | os.PathLike, sections: dict[str, type]) -> dict[str,
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        where = f" (looked in {Path.cwd()})" if not path.is_absolute() else ""
+        raise FileNotFoundError(f"config file not found: {path}{where}; a project preset by name: --preset NAME "
+                                f"(the files in {PRESETS_DIR})")
     text = path.read_bytes()
     if not text.strip():
         raise PresetError(f"{path}: empty file (expected a JSON object with sections {sorted(sections)})")

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from omni.audio.io import SAMPLE_RATE, load_audio
 from omni.audio.tiny_mel import log_mel
 from omni.data.manifest import SpeechRecord
-from omni.evaluation.cer import cer
+from omni.cer import cer
 from omni.tokenizer import CTC_BLANK_ID, CharVocab
 
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from omni.nn.compiled import compile_announcement, compile_blocks
 from omni.progress import progress_bar, write
-from omni.training import checkpoint as ckpt_io
+from omni import checkpoint as ckpt_io
 from omni.training.config import TrainConfig, config_dict, config_diff
 from omni.training.data import DataSource, to_device
 from omni.training.distributed import (DistInfo, any_rank, init_distributed, mean_over_ranks, shutdown,

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from omni.data.dialogue import DialogueExample, load_example, token_count
 from omni.models.omni_model import IGNORE_INDEX, OmniModel
-from omni.models.thinker import check_finite
+from omni.nn import check_finite
 
 
 class AllMaskedError(ValueError):

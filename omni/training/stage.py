@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 
 from omni.data.folder import missing_task_message
+from omni.training.config import preset_path
 from omni.tokenizer import DEFAULT_VOCAB_SIZE, BPETokenizer
 
 CHECKPOINTS = Path("checkpoints")
@@ -33,7 +34,12 @@ def stage_parser(stage: str, doc: str, data_help: str = "synthetic-world folder 
                  ) -> argparse.ArgumentParser:
     """The options every ``train/<stage>.py`` takes; the script adds its own after these."""
     p = argparse.ArgumentParser(prog=f"train/{stage}.py", description=doc.splitlines()[0])
-    p.add_argument("--config", required=True, help=f"preset JSON, e.g. train/configs/{stage}/smoke.json")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", help=f"preset JSON file, relative to the current directory, "
+                                        f"e.g. train/configs/{stage}/smoke.json")
+    which.add_argument("--preset", dest="config", type=lambda name: _preset_file(stage, name),
+                       help=f"a project preset by name, found from any directory: smoke | cpu | gpu | demo "
+                            f"(the files in train/configs/{stage}/)")
     p.add_argument("--data", default=None, help=data_help)
     p.add_argument("--out", default=None, help=f"run directory (default runs/{stage}-<preset>)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
@@ -42,6 +48,14 @@ def stage_parser(stage: str, doc: str, data_help: str = "synthetic-world folder 
     p.add_argument("--quiet", action="store_true", help="no progress bars (sets train.progress false)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model's blocks (sets train.compile true)")
     return p
+
+
+def _preset_file(stage: str, name: str) -> str:
+    """``--preset NAME`` → the project's preset file (argparse reports a missing one as a usage error)."""
+    try:
+        return str(preset_path(stage, name))
+    except FileNotFoundError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def command_line_overrides(train_cfg, args: argparse.Namespace):

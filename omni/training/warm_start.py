@@ -23,7 +23,7 @@ from pathlib import Path
 
 from torch import nn
 
-from omni.training.checkpoint import CheckpointError, check_state_dict, read_export_config, read_safetensors
+from omni.checkpoint import CheckpointError, check_state_dict, read_export_config, read_safetensors
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 
 from omni import trace
 from omni.nn import KVCache
-from omni.pipelines.sampling import SamplingConfig, sample_next
+from omni.generation.sampling import SamplingConfig, sample_next
 
 
 @dataclass

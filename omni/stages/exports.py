@@ -7,10 +7,9 @@
 
     load_stage("thinker", "checkpoints/thinker/export") → LoadedStage(model, tokenizer, folder)
 
-:data:`STAGE_MODELS` says which class each stage exports. The classes are
-imported when a stage is loaded, so a model module that is not in the checkout
-names itself instead of breaking ``omni --help``. What is refused, each with a
-message naming the folder and the fix:
+The registry (:data:`omni.stages.STAGES`) says which class each stage exports
+and whether it ships the tokenizer. What is refused, each with a message naming
+the folder and the fix:
 
 * a missing folder, or one missing any of its files (all missing ones are listed);
 * a config.json that does not fit its config class (unknown or impossible fields);
@@ -21,7 +20,6 @@ message naming the folder and the fix:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -29,34 +27,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from omni.stages import stage as stage_entry
 from omni.tokenizer import BPETokenizer
-from omni.training.checkpoint import CheckpointError, load_exported
+from omni.checkpoint import CheckpointError, load_exported
 from omni.training.stage import export_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.model"
-
-
-@dataclass(frozen=True)
-class StageModel:
-    model: str                  # "module:Class" of the exported nn.Module, built as Class(config)
-    config: str                 # "module:Class" of its config dataclass (config.json holds its fields)
-    tokenizer: bool             # the export holds tokenizer.model (the stage reads text)
-    vocab_field: str | None     # dotted config field the tokenizer's pieces must fit, e.g. "thinker.vocab_size"
-
-
-STAGE_MODELS: dict[str, StageModel] = {
-    "thinker": StageModel("omni.models.thinker:ThinkerLM", "omni.models.thinker:ThinkerConfig", True, "vocab_size"),
-    "audio": StageModel("omni.models.asr:ASRModel", "omni.models.asr:ASRConfig", False, None),
-    "vision": StageModel("omni.models.contrastive:ContrastiveModel", "omni.models.contrastive:ContrastiveConfig",
-                         True, "text.vocab_size"),
-    "codec": StageModel("omni.models.rvq:RVQ", "omni.models.rvq:CodecConfig", False, None),
-    "talker": StageModel("omni.models.talker:TalkerTiny", "omni.models.talker:TalkerConfig", True, "text_vocab_size"),
-    "omni_sft": StageModel("omni.models.omni_model:OmniModel", "omni.models.omni_model:OmniConfig", True,
-                           "thinker.vocab_size"),
-    "mufun": StageModel("omni.mufun.model:MuFunModel", "omni.mufun.config:MuFunConfig", True, "qwen3.vocab_size"),
-}
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -80,15 +58,9 @@ class LoadedStage:
         return self.model.cfg
 
 
-def stage_model(stage: str) -> StageModel:
-    if stage not in STAGE_MODELS:
-        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGE_MODELS)}")
-    return STAGE_MODELS[stage]
-
-
 def required_files(stage: str) -> list[str]:
     """The files a stage's export folder must hold."""
-    return [CONFIG_FILE, WEIGHTS_FILE] + ([TOKENIZER_FILE] if stage_model(stage).tokenizer else [])
+    return [CONFIG_FILE, WEIGHTS_FILE] + ([TOKENIZER_FILE] if stage_entry(stage).tokenizer else [])
 
 
 def default_folder(stage: str) -> Path:
@@ -120,22 +92,6 @@ def check_folder(stage: str, folder: str | Path, flag: str = "--ckpt") -> Path:
     raise MissingCheckpointError(msg, folder, missing)
 
 
-def import_class(spec: str, stage: str):
-    """``"module:Class"`` → the class; a module missing from the checkout is an error naming it."""
-    module_name, cls_name = spec.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name != module_name:
-            raise                         # the module exists but imports something missing: show that
-        path = module_name.replace(".", "/") + ".py"
-        raise RuntimeError(f"the {stage} stage's model class {cls_name} lives in {module_name} ({path}), "
-                           f"which is not in this checkout") from err
-    if not hasattr(module, cls_name):
-        raise RuntimeError(f"{module_name} has no {cls_name}, the class the {stage} stage exports")
-    return getattr(module, cls_name)
-
-
 def _field(cfg, dotted: str) -> int:
     return int(reduce(getattr, dotted.split("."), cfg))
 
@@ -144,9 +100,9 @@ def load_stage(stage: str, folder: str | Path | None = None, device: str | torch
                flag: str = "--ckpt") -> LoadedStage:
     """Load ``stage``'s export from ``folder`` (default ``checkpoints/<stage>/export``), strictly.
     ``flag`` names the command-line option that chose the folder, for the error messages."""
-    spec = stage_model(stage)
+    spec = stage_entry(stage)
     folder = check_folder(stage, default_folder(stage) if folder is None else folder, flag)
-    model_cls, config_cls = import_class(spec.model, stage), import_class(spec.config, stage)
+    model_cls, config_cls = spec.model, spec.config
     fix = f"re-export it with `omni train {stage}`: config.json and model.safetensors must come from one run"
     try:
         model = load_exported(folder, model_cls, config_cls)

@@ -1,0 +1,178 @@
+"""Stage 4 — Codec: the RVQ mel autoencoder on the speech mels of the world's TTS and ASR clips.
+
+    python train/codec.py --config train/configs/codec/smoke.json --data data/small [--out runs/x]
+                          [--device cpu|cuda|mps] [--precision fp32|bf16|fp16] [--max-steps N]
+    omni train codec --config train/configs/codec/cpu.json
+
+Every 80 ms speech-mel frame (128 log-mel bins, :mod:`omni.audio.speech_mel`)
+is one training sample: the RVQ has no temporal context, so batches are
+shuffled frames. Training, per the RVQ's API (:mod:`omni.models.rvq`):
+
+1. **Initialisation from data** before the first step: k-means on a seeded
+   sample of the training frames (``data.kmeans_iters: 0`` = plain samples),
+   codebook 1 on what codebook 0 leaves. It is deterministic (its own seeded
+   generator) and the codebooks are model weights, so every checkpoint holds
+   them; a resumed run skips it and loads them.
+2. **Steps**: ``RVQ.loss`` — the VQ-VAE codebook term plus β · commitment with
+   straight-through gradients — optimised by the shared loop's AdamW
+   (``train.weight_decay`` 0: decay would pull mel-space codebooks towards 0).
+3. **Dead codes** every ``data.reseed_every`` steps: entries chosen fewer than
+   ``data.min_count`` times in a fixed seeded pool of training frames move onto
+   random residuals of that pool. The decision depends only on the weights and
+   the step, so a resumed run re-seeds exactly as an uninterrupted one.
+
+Logged per step: loss, mel L1, SNR dB, ``usage_k`` and ``perplexity_k`` of each
+codebook on the batch; per evaluation the same on every validation frame.
+The run ends with ``export/`` (config.json = CodecConfig, model.safetensors).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+
+import torch
+
+from omni.audio.speech_mel import SpeechMelConfig
+from omni.evaluation.codec import codec_metrics, split_frames
+from omni.models.rvq import RVQ, CodecConfig, code_counts, kmeans_init, reseed_dead_codes
+from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
+from omni.training.stage import command_line_overrides, default_run_dir, stage_parser
+
+
+@dataclass
+class CodecDataConfig:
+    world: str = "data/small"            # synthetic-world folder; --data overrides
+    tasks: tuple[str, ...] = ("tts", "asr")   # whose clips' frames to learn
+    val_split: str = "val"
+    kmeans_frames: int = 20_000          # training frames k-means sees (a seeded sample)
+    kmeans_iters: int = 10               # Lloyd iterations; 0 = initialise with sampled frames only
+    reseed_every: int = 100              # optimizer steps between dead-code re-seeding; 0 = never
+    reseed_pool: int = 8192              # training frames (a fixed seeded sample) that judge which codes are dead
+    min_count: int = 1                   # an entry chosen fewer times than this in the pool is dead
+
+    def __post_init__(self):
+        self.tasks = tuple(self.tasks)   # JSON gives a list
+        for name in ("kmeans_frames", "reseed_pool", "min_count"):
+            assert getattr(self, name) >= 1, f"CodecDataConfig.{name} must be ≥ 1, got {getattr(self, name)}"
+        assert self.kmeans_iters >= 0 and self.reseed_every >= 0, \
+            f"kmeans_iters and reseed_every must be ≥ 0, got {self.kmeans_iters}, {self.reseed_every}"
+
+
+class FrameBatches:
+    """Shuffled frame batches that also carry their micro-batch number.
+
+    The number comes from the resumable position (epoch, index) of the
+    :class:`ShuffledBatches` inside, so re-seeding on "every n-th step" needs
+    no state of its own and resumes exactly.
+    """
+
+    def __init__(self, frames: torch.Tensor, batch_size: int, seed: int, rank: int, world_size: int):
+        self.inner = ShuffledBatches(frames, batch_size, seed, rank=rank, world_size=world_size)
+
+    def next_batch(self) -> dict:
+        served = self.inner.epoch * self.inner.batches_per_epoch + self.inner.index
+        return {"mel": self.inner.next_batch(), "micro_step": served}             # mel (B, D)
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state)
+
+
+def seeded_sample(frames: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """min(n, M) distinct rows of frames (M, D), chosen by ``seed`` alone."""
+    g = torch.Generator().manual_seed(seed)
+    return frames[torch.randperm(frames.shape[0], generator=g)[:n]]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = stage_parser("codec", __doc__, data_help="synthetic-world folder (overrides data.world)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    # =========================================================================
+    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
+    # =========================================================================
+    preset = load_preset(args.config, {"model": CodecConfig, "data": CodecDataConfig, "train": TrainConfig})
+    model_cfg: CodecConfig = preset["model"]
+    data_cfg: CodecDataConfig = preset["data"]
+    cfg: TrainConfig = command_line_overrides(preset["train"], args)
+    mel_cfg = SpeechMelConfig()
+    if model_cfg.dim != mel_cfg.n_mels:
+        raise ValueError(f"{args.config} [model] dim={model_cfg.dim}, but the speech mel has "
+                         f"n_mels={mel_cfg.n_mels}: the codebooks live in mel space")
+    run_dir = default_run_dir(args, "codec")
+    world = Path(args.data or data_cfg.world)
+    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
+
+    # =========================================================================
+    # 2. Frames: every speech-mel frame of the world's train / validation clips
+    # =========================================================================
+    train_frames = split_frames(world, "train", data_cfg.tasks, mel_cfg, say=ctx.say)      # (M, 128)
+    val_frames = split_frames(world, data_cfg.val_split, data_cfg.tasks, mel_cfg, say=ctx.say)
+    data = FrameBatches(train_frames, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
+                        world_size=ctx.dist.world_size)
+    pool = seeded_sample(train_frames, data_cfg.reseed_pool, cfg.seed + 2)                 # judges dead codes
+    ctx.say(f"[data] {train_frames.shape[0]:,} training frames ({train_frames.shape[0] / mel_cfg.frame_rate / 60:.1f}"
+            f" min), {val_frames.shape[0]:,} {data_cfg.val_split} frames; batches of {cfg.batch_size} frames")
+
+    # =========================================================================
+    # 3. Model: codebooks initialised from data (skipped on resume: the checkpoint holds them)
+    # =========================================================================
+    model = RVQ(model_cfg)
+    if (run_dir / "checkpoints" / "latest.pt").exists():
+        ctx.say("[init] resuming: the codebooks come from the checkpoint")
+    else:
+        sample = seeded_sample(train_frames, data_cfg.kmeans_frames, cfg.seed + 1)
+        kmeans_init(model, sample, n_iter=data_cfg.kmeans_iters,
+                    generator=torch.Generator().manual_seed(cfg.seed + 1))
+        m = codec_metrics(model, val_frames)
+        how = f"k-means ({data_cfg.kmeans_iters} iterations)" if data_cfg.kmeans_iters else "sampled frames"
+        ctx.say(f"[init] {how} on {sample.shape[0]:,} frames: {data_cfg.val_split} mel L1 {m['mel_l1']:.3f}, "
+                f"SNR {m['snr_db']:.2f} dB, perplexity " + " / ".join(
+                    f"{m[f'perplexity_{k}']:.1f}" for k in range(model_cfg.n_codebooks)))
+
+    # =========================================================================
+    # 4. Loss (with dead-code re-seeding on schedule) and evaluation
+    # =========================================================================
+    every_micro = data_cfg.reseed_every * cfg.grad_accum_steps      # micro-batches between re-seedings
+
+    def loss_fn(m, batch):
+        n = batch["micro_step"]
+        if every_micro and n > 0 and n % every_micro == 0:
+            step = n // cfg.grad_accum_steps
+            pool_d = pool.to(model.codebooks.device)
+            with torch.no_grad():
+                counts = code_counts(model.encode(pool_d[None]), model_cfg.codebook_size)   # (K, N)
+            moved = reseed_dead_codes(model, pool_d, counts, data_cfg.min_count,
+                                      generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
+            ctx.say(f"[codec] step {step + 1}: re-seeded {moved} dead entries (per codebook)")
+        loss, metrics = m.loss(batch["mel"][None])                               # (1, B, D): frames as one row
+        return loss, {**metrics, "samples": batch["mel"].shape[0]}
+
+    def evaluate(m) -> dict:
+        return {f"val_{k}" if k in ("loss", "mel_l1", "snr_db") else k: v
+                for k, v in codec_metrics(m, val_frames).items()}
+
+    # =========================================================================
+    # 5. Train (guards, checkpoints, resume, metrics: omni.training.fit)
+    # =========================================================================
+    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+
+    # =========================================================================
+    # 6. Report
+    # =========================================================================
+    if ctx.dist.is_main and result.last_eval is not None:
+        e = result.last_eval
+        ctx.say(f"[codec] {data_cfg.val_split}: mel L1 {e['val_mel_l1']:.3f}, SNR {e['val_snr_db']:.2f} dB, "
+                + ", ".join(f"codebook {k} usage {100 * e[f'usage_{k}']:.0f} % perplexity "
+                            f"{e[f'perplexity_{k}']:.1f}" for k in range(model_cfg.n_codebooks)))
+    ctx.close()
+    return 0
