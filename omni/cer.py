@@ -34,8 +34,8 @@ def normalize_text(text: str) -> str:
     return _SPACES.sub(" ", t).strip()
 
 
-def edit_distance(ref: str, hyp: str) -> int:
-    """Levenshtein distance between two strings (unit costs), O(len(ref) · len(hyp))."""
+def edit_distance(ref, hyp) -> int:
+    """Levenshtein distance between two strings or word lists (unit costs), O(len(ref) · len(hyp))."""
     if len(ref) < len(hyp):
         ref, hyp = hyp, ref
     prev = list(range(len(hyp) + 1))
@@ -57,3 +57,14 @@ def cer(refs: list[str], hyps: list[str], normalize: bool = True) -> float:
     if chars == 0:
         raise ValueError(f"cer: the {len(refs)} references are empty after normalisation")
     return sum(edit_distance(r, h) for r, h in zip(refs, hyps)) / chars
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    """Corpus WER: Σ word edit distance / Σ reference words, after :func:`normalize_text`."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"wer needs one hypothesis per reference, got {len(refs)} references and {len(hyps)} hypotheses")
+    refs, hyps = [normalize_text(r).split() for r in refs], [normalize_text(h).split() for h in hyps]
+    words = sum(len(r) for r in refs)
+    if words == 0:
+        raise ValueError(f"wer: the {len(refs)} references are empty after normalisation")
+    return sum(edit_distance(r, h) for r, h in zip(refs, hyps)) / words

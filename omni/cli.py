@@ -157,6 +157,9 @@ def _add_eval(sub) -> None:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--decode", default=None, choices=["greedy", "beam", "both"],
+                   help="audio: CTC decoder(s) to score, side by side (default both: greedy and prefix beam "
+                        "search with a character 6-gram of the world's training text)")
     e.set_defaults(func=eval_cmd.cmd_eval)
 
 

@@ -72,14 +72,28 @@ def test_export_loads_strictly_and_transcribes(run):
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
 
 
-def test_evaluate_reports_cer_for_held_out_sentences_and_voice(run):
+def test_evaluate_reports_cer_and_wer_per_group_and_per_voice(run):
+    from omni.data.speech import TEST_VOICES
     world, out = run
-    metrics = evaluate(out / "export", world, split="test")
-    names = [m.name for m in metrics]
-    assert any(n.startswith("CER (val: held-out sentences, training voices)") for n in names), names
-    assert any(n.startswith("CER (test: held-out voice en-gb-x-rp+f4)") for n in names), names
-    for m in metrics[:2]:
-        assert m.unit == "%" and m.goal == "≤ 10 %" and m.met == (m.value <= 10) and m.value >= 0
+    metrics = evaluate(out / "export", world, split="test", decode="both")
+    by_name = {m.name.split(" [")[0]: m for m in metrics}
+    speakers = {s: {json.loads(ln)["speaker"] for ln in (world / f"asr_{s}.jsonl").read_text().splitlines()}
+                for s in ("val", "test")}
+    assert speakers["test"] == set(TEST_VOICES)
+    for decoder in ("greedy", "beam"):
+        held = by_name[f"CER (test: held-out voices, {decoder})"]
+        seen = by_name[f"CER (val: held-out sentences, training voices, {decoder})"]
+        assert held.goal == "≤ 8 %" and held.met == (held.value <= 8) and held.value >= 0
+        assert seen.goal == "≤ 5 %" and seen.met == (seen.value <= 5)
+        assert f"WER (test: held-out voices, {decoder})" in by_name
+        for voice in speakers["test"]:
+            m = by_name[f"CER voice {voice} ({decoder})"]
+            assert m.goal == "≤ 12 %" and m.met == (m.value <= 12), m
+        for voice in speakers["val"]:
+            assert by_name[f"CER voice {voice} ({decoder})"].met is None       # training voices: no goal of their own
+    greedy_only = evaluate(out / "export", world, split="test", decode="greedy")
+    assert not any("(beam)" in m.name or ", beam)" in m.name for m in greedy_only)
+    assert [m.value for m in greedy_only if "greedy" in m.name] == [m.value for m in metrics if "greedy" in m.name]
 
 
 def test_padded_batch_equals_clips_alone():

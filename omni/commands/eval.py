@@ -1,6 +1,7 @@
 """``omni eval <stage>`` and ``omni eval all``: held-out evaluation, printed as one table.
 
     omni eval audio [--ckpt checkpoints/audio/export] [--data data/small] [--split test] [--device auto] [--json]
+                    [--decode greedy|beam|both]
     omni eval all [--checkpoints checkpoints] [--data data/small] ...
 
 A stage's evaluation is ``evaluate(ckpt, data, split, device) -> list[Metric]``, the function its entry in
@@ -27,7 +28,9 @@ from omni.training.stage import export_dir
 DEFAULT_DATA = "data/small"
 
 
-def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, device: str) -> list[Metric]:
+def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, device: str,
+                   **options) -> list[Metric]:
+    """``options`` go to the stage's ``evaluate`` as keywords (e.g. ``decode`` for audio)."""
     evaluate = stage(name).evaluate                 # an unknown stage is reported before anything is read
     ckpt = check_folder(name, ckpt)
     data = Path(data)
@@ -35,18 +38,30 @@ def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, de
         raise FileNotFoundError(f"evaluation data {data} not found: build it with "
                                 f"`omni data synth --out {data} --size small`, or pass --data DIR")
     with contextlib.redirect_stdout(sys.stderr):    # progress lines of the evaluation; stdout keeps the table
-        metrics = evaluate(ckpt, data, split=split, device=device)
+        metrics = evaluate(ckpt, data, split=split, device=device, **options)
     bad = [m for m in metrics if not isinstance(m, Metric)]
     if bad:
         raise TypeError(f"{evaluate.__module__}.evaluate returned {type(bad[0]).__name__}, not Metric")
     return metrics
 
 
+def stage_options(stage: str, args) -> dict:
+    """Options of one stage's evaluation from the command line: ``--decode`` for audio only."""
+    decode = getattr(args, "decode", None)
+    if decode is None:
+        return {}
+    if stage == "audio":
+        return {"decode": decode}
+    if args.stage != "all":
+        raise ValueError(f"--decode chooses the audio stage's CTC decoder; the {stage} stage has none")
+    return {}
+
+
 def cmd_eval(args) -> int:
     device = str(resolve_device(args.device))
     if args.stage != "all":
         ckpt = args.ckpt or export_dir(args.stage, args.checkpoints)
-        metrics = evaluate_stage(args.stage, ckpt, args.data, args.split, device)
+        metrics = evaluate_stage(args.stage, ckpt, args.data, args.split, device, **stage_options(args.stage, args))
         print(metrics_to_json(metrics) if args.json else
               f"# omni eval {args.stage} ({ckpt}, {args.data}, split {args.split})\n\n{format_table(metrics)}")
         return 0
@@ -64,7 +79,7 @@ def cmd_eval(args) -> int:
                               else f"{folder} lacks {', '.join(missing)}")
             continue
         print(f"[eval] {stage} ({folder})", file=sys.stderr, flush=True)
-        results[stage] = evaluate_stage(stage, folder, args.data, args.split, device)
+        results[stage] = evaluate_stage(stage, folder, args.data, args.split, device, **stage_options(stage, args))
     if not results:
         raise FileNotFoundError(f"no stage has a checkpoint under {args.checkpoints}/<stage>/export "
                                 f"(skipped: {', '.join(skipped)}); run `make demo` or `omni train <stage>`")

@@ -55,7 +55,7 @@ def write_card(out: Path, grammar: Grammar, rows: dict[tuple[str, str], list[dic
             "note": "characters include the newline ending each sentence; the floor for corpus_*.txt",
         },
         "vocabulary_words": len([w for w in grammar.terminals() if w not in PUNCT]),
-        "voices": {k: stats["speech"][k] for k in ("train_voices", "test_voices", "tts_voice")},
+        "voices": {k: stats["speech"][k] for k in ("train_voices", "test_voices", "tts_voice", "asr_clips_per_voice")},
         "speech_slowed_for_ctc": stats["speech"]["slowed_for_ctc"],
     }
     (out / "card.json").write_text(json.dumps(card, sort_keys=True, indent=2) + "\n", encoding="utf-8")
@@ -95,5 +95,11 @@ def card_markdown(card: dict) -> str:
               f"- ASR test only (never in training): {', '.join(card['voices']['test_voices'])}",
               f"- TTS (all splits): {card['voices']['tts_voice']}",
               f"- clips re-spoken slower to leave CTC 20 % more frames than labels: {card['speech_slowed_for_ctc']}",
-              ""]
+              "", "ASR clips per voice and split (a test voice has clips in test only):", "",
+              "| voice | role | train | val | test |", "|---|---|---:|---:|---:|"]
+    test_voices = set(card["voices"]["test_voices"])
+    for voice, c in card["voices"].get("asr_clips_per_voice", {}).items():
+        role = "held out" if voice in test_voices else "training"
+        lines.append(f"| {voice} | {role} | {c['train']} | {c['val']} | {c['test']} |")
+    lines.append("")
     return "\n".join(lines)

@@ -43,11 +43,20 @@ TRIM_LEVEL = 0.01             # |sample| below this at either end counts as sile
 TRIM_MARGIN_S = 0.05          # silence kept at each end after trimming
 PEAK = 0.9                    # every utterance is peak-normalised to this level
 
-# Voices are "language[+variant]". The test voice is never used for train or val.
-TRAIN_VOICES = ("en", "en-us", "en+f3", "en-us+m3", "en+f2", "en-gb-scotland+m2")
-TEST_VOICES = ("en-gb-x-rp+f4",)
-TRAIN_RATES = (135, 150, 165, 180)          # words per minute
-TRAIN_PITCHES = (35, 45, 55, 65)            # espeak's 0..100 scale
+# Voices are "language[+variant]": an accent (espeak-ng's English languages: en = British,
+# en-us, en-us-nyc, en-gb-x-rp, en-gb-scotland, en-gb-x-gbclan (Lancashire), en-029 (Caribbean))
+# and a variant (f1..f5 female, m1..m8 male, klatt..klatt6 the Klatt formant synthesiser).
+# TEST_VOICES are never used for train or val, and each is new in one way: a female variant
+# (+f4), a male variant (+m5) and an accent (en-029) that no training voice uses.
+TRAIN_VOICES = (
+    "en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan",     # accents, default voice
+    "en+f1", "en-us+f2", "en-gb-scotland+f3", "en+f5", "en-us+f3",                     # female variants
+    "en-us+m1", "en+m2", "en-us+m3", "en-gb-x-rp+m4", "en+m6", "en-gb-scotland+m7",    # male variants
+    "en-us+klatt", "en+klatt2", "en-gb-x-rp+klatt4",                                   # Klatt variants
+)
+TEST_VOICES = ("en-gb-x-rp+f4", "en-us+m5", "en-029")
+TRAIN_RATES = (130, 145, 160, 175, 190)     # words per minute (test voices draw from the same grid)
+TRAIN_PITCHES = (30, 40, 50, 60, 70)        # espeak's 0..100 scale
 TTS_VOICE = "en-us"                          # the one voice the Talker learns to speak with
 
 

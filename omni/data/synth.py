@@ -37,7 +37,8 @@ from omni.data.quality import ctc_min_frames, encoder_frames
 from omni.progress import progress_bar
 from omni.tokenizer import CharVocab
 
-GENERATOR_VERSION = "omni-synth-2"      # 2: every image question in sft (was two per image)
+GENERATOR_VERSION = "omni-synth-3"      # 3: 20 ASR training voices, 3 held-out ones, wider rate/pitch grid, medium speech ×2
+                                        # 2: every image question in sft (was two per image)
 SPLITS = ("train", "val", "test")
 VAL_PERCENT, TEST_PERCENT = 10, 10
 MAX_SPEECH_CHARS = 60         # keeps utterances under ~4.5 s (≤ 128 audio tokens)
@@ -60,8 +61,8 @@ class SizeConfig:
 SIZES = {
     "tiny": SizeConfig(text=120, dialogues=20, speech=10, tts=6, scenes=10, sounds=10,
                        check_coverage=False),    # a plumbing world: 10 sounds cannot hold all 14 chords
-    "small": SizeConfig(text=2_000, dialogues=200, speech=200, tts=100, scenes=1_000, sounds=400),
-    "medium": SizeConfig(text=40_000, dialogues=3_000, speech=4_000, tts=2_000, scenes=8_000, sounds=3_000),
+    "small": SizeConfig(text=2_000, dialogues=200, speech=600, tts=100, scenes=1_000, sounds=400),
+    "medium": SizeConfig(text=40_000, dialogues=3_000, speech=8_000, tts=2_000, scenes=8_000, sounds=3_000),
     "large": SizeConfig(text=400_000, dialogues=30_000, speech=40_000, tts=20_000, scenes=30_000, sounds=15_000),
 }
 
@@ -147,20 +148,37 @@ def _speech_sentence(grammar, rng: np.random.Generator) -> str:
             return text
 
 
+@dataclass(frozen=True)
+class SpeechJob:
+    task: str                 # asr | tts
+    index: int
+    text: str
+    split: str
+    voice: speech.Voice
+    clip_seed: int
+
+
+def speech_jobs(grammar, cfg: SizeConfig, seed: int):
+    """Every utterance a build speaks, in order, before any audio is made: what is said, in which
+    split, by which voice. ASR test sentences get a held-out voice, train and val ones a training voice."""
+    for task, n in (("asr", cfg.speech), ("tts", cfg.tts)):
+        for i in range(n):
+            rng = item_rng(seed, "speech" if task == "asr" else "tts", i)
+            text = _speech_sentence(grammar, rng)
+            split = split_of(text)
+            if task == "tts":
+                voice = speech.Voice(speech.TTS_VOICE, 175, 50)
+            else:
+                voice = speech.pick_voice(rng, speech.TEST_VOICES if split == "test" else speech.TRAIN_VOICES)
+            yield SpeechJob(task, i, text, split, voice, int(rng.integers(2**31)))
+
+
 def _build_speech(w: _Writer, grammar, cfg: SizeConfig, seed: int, bar) -> dict:
     engine, vocab = speech.Espeak.get(), CharVocab()
     seconds, slowed = {s: 0.0 for s in SPLITS}, 0
-    jobs = [("asr", i) for i in range(cfg.speech)] + [("tts", i) for i in range(cfg.tts)]
-    for task, i in bar(jobs, "speech"):
-        rng = item_rng(seed, "speech" if task == "asr" else "tts", i)
-        text = _speech_sentence(grammar, rng)
-        split = split_of(text)
-        if task == "tts":
-            voice = speech.Voice(speech.TTS_VOICE, 175, 50)
-        else:
-            voice = speech.pick_voice(rng, speech.TEST_VOICES if split == "test" else speech.TRAIN_VOICES)
+    for job in bar(list(speech_jobs(grammar, cfg, seed)), "speech"):
+        task, i, text, split, voice, clip_seed = job.task, job.index, job.text, job.split, job.voice, job.clip_seed
         vocab.encode(text)                       # raises if the grammar ever writes a non-CTC character
-        clip_seed = int(rng.integers(2**31))
         wave = engine.synth(text, voice, seed=clip_seed)
         while encoder_frames(len(wave)) < CTC_SLACK * ctc_min_frames(text):
             if voice.rate - SLOWER_WPM < min(speech.TRAIN_RATES) - 4 * SLOWER_WPM:
@@ -175,8 +193,13 @@ def _build_speech(w: _Writer, grammar, cfg: SizeConfig, seed: int, bar) -> dict:
         seconds[split] += duration
         w.add(task, split, {"id": uid, "audio": path.relative_to(w.out).as_posix(), "text": text,
                             "duration": duration, "speaker": voice.name})
+    clips = {v: {s: 0 for s in SPLITS} for v in speech.TRAIN_VOICES + speech.TEST_VOICES}
+    for split in SPLITS:
+        for r in w.get("asr", split):
+            clips[r["speaker"]][split] += 1
     return {"seconds": {k: round(v, 2) for k, v in seconds.items()},
             "train_voices": list(speech.TRAIN_VOICES), "test_voices": list(speech.TEST_VOICES),
+            "asr_clips_per_voice": clips,
             "tts_voice": speech.TTS_VOICE, "slowed_for_ctc": slowed}
 
 

@@ -36,6 +36,7 @@ class AudioDataConfig:
     val_clips: int = 200                     # validation clips scored at each evaluation (the first N)
     eval_batch_size: int = 16
     spec_augment: SpecAugment | None = field(default_factory=SpecAugment)   # null: no masking
+    speed_perturb: list[float] | None = None  # training clips played at one of these speeds, e.g. [0.9, 1.0, 1.1]
 
     def __post_init__(self):
         if isinstance(self.spec_augment, dict):
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     # =========================================================================
     # 3. Batches: log-mel computed on access, padded per batch with lengths
     # =========================================================================
-    train_clips, val_clips = SpeechClips(train_records), SpeechClips(val_records)
+    train_clips, val_clips = SpeechClips(train_records, speeds=data_cfg.speed_perturb), SpeechClips(val_records)
     data = ShuffledBatches(train_clips, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
                            world_size=ctx.dist.world_size, collate_fn=collate_speech)
 

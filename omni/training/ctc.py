@@ -19,14 +19,17 @@ length, then averages: the training loss is in nats per character.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from omni.audio.io import SAMPLE_RATE, load_audio
+from omni.audio.io import SAMPLE_RATE, load_audio, resample
 from omni.audio.tiny_mel import log_mel
 from omni.data.manifest import SpeechRecord
 from omni.cer import cer
+from omni.data.quality import ctc_min_frames, encoder_frames
 from omni.tokenizer import CTC_BLANK_ID, CharVocab
 
 
@@ -35,18 +38,39 @@ class SpeechClips:
 
     Audio is read and analysed on access (a few milliseconds a clip), so a
     medium world's hours of speech never sit in memory.
+
+    ``speeds`` (training only, e.g. ``(0.9, 1.0, 1.1)``): speed perturbation
+    (Ko et al. 2015). Each access draws one factor from torch's global RNG and
+    plays the clip that much faster — resampled from ``16 kHz · factor`` to
+    16 kHz, so tempo, pitch and formants all move by the factor, as from a
+    speaker with a shorter or longer vocal tract. A factor that would leave the
+    clip too few encoder frames for its transcript under CTC is not used.
     """
 
-    def __init__(self, records: list[SpeechRecord], vocab: CharVocab | None = None):
+    def __init__(self, records: list[SpeechRecord], vocab: CharVocab | None = None,
+                 speeds: tuple[float, ...] | None = None):
         self.records, self.vocab = records, vocab or CharVocab()
+        self.speeds = tuple(speeds) if speeds else None
+        assert self.speeds is None or all(0.5 <= f <= 2.0 for f in self.speeds), \
+            f"speed factors must lie in [0.5, 2], got {self.speeds}"
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> dict:
         r = self.records[i]
-        mel = log_mel(load_audio(r.audio, SAMPLE_RATE), what=str(r.audio))[0]       # (F_i, 128)
+        wave = load_audio(r.audio, SAMPLE_RATE)                                       # (T,)
+        if self.speeds is not None:
+            wave = self._perturb(wave, r.text)
+        mel = log_mel(wave, what=str(r.audio))[0]                                     # (F_i, 128)
         return {"mel": mel, "labels": torch.tensor(self.vocab.encode(r.text), dtype=torch.long)}
+
+    def _perturb(self, wave: torch.Tensor, text: str) -> torch.Tensor:
+        factor = self.speeds[int(torch.randint(len(self.speeds), ()))]
+        if factor == 1.0:
+            return wave
+        fast = torch.from_numpy(resample(wave, round(SAMPLE_RATE * factor), SAMPLE_RATE))   # (T / factor,)
+        return fast if encoder_frames(fast.numel()) >= ctc_min_frames(text) else wave
 
 
 def collate_speech(items: list[dict]) -> dict:
@@ -96,9 +120,10 @@ class SpecAugment:
 
 
 def ctc_loss(model, batch: dict, augment: SpecAugment | None = None):
-    """Mean CTC loss (nats per character) of a collated batch, and the clip count."""
+    """Mean CTC loss (nats per character) of a collated batch, and the clip count.
+    ``augment`` masks the batch only while ``model.training``: a validation loss is never masked."""
     mel = batch["mel"]
-    if augment is not None:
+    if augment is not None and model.training:
         mel = augment(mel, batch["mel_lengths"])
     log_probs, out_lengths = model(mel, batch["mel_lengths"])                        # (B, T', V), (B,)
     loss = F.ctc_loss(log_probs.transpose(0, 1), batch["labels"], out_lengths, batch["label_lengths"],
@@ -107,8 +132,14 @@ def ctc_loss(model, batch: dict, augment: SpecAugment | None = None):
 
 
 @torch.no_grad()
-def transcribe_clips(model, clips: SpeechClips, batch_size: int, device=None) -> tuple[list[str], float]:
-    """Greedy transcripts of every clip, in order, and the mean CTC loss (nats per character)."""
+def transcribe_clips(model, clips: SpeechClips, batch_size: int, device=None,
+                     decoders: dict[str, Callable[[np.ndarray], str]] | None = None
+                     ) -> tuple[list[str] | dict[str, list[str]], float]:
+    """Transcripts of every clip, in order, and the mean CTC loss (nats per character).
+
+    Greedy by default (a list of texts). ``decoders`` (name → function of one
+    clip's log_probs (T', V) as numpy, e.g. :func:`omni.models.ctc_decode.beam_decode`)
+    decode the same forward pass several ways: a dict name → list of texts."""
     device = device or next(model.parameters()).device
     hyps, total, n = [], 0.0, 0
     for start in range(0, len(clips), batch_size):
@@ -120,8 +151,14 @@ def transcribe_clips(model, clips: SpeechClips, batch_size: int, device=None) ->
                           zero_infinity=True)
         total += float(loss)
         n += int(batch["label_lengths"].sum())
-        best = log_probs.argmax(dim=-1)                                               # (B, T')
-        hyps += [clips.vocab.ctc_collapse(best[i, : int(out_lengths[i])].tolist()) for i in range(best.shape[0])]
+        if decoders is None:
+            best = log_probs.argmax(dim=-1)                                           # (B, T')
+            hyps += [clips.vocab.ctc_collapse(best[i, : int(out_lengths[i])].tolist()) for i in range(best.shape[0])]
+        else:
+            clip_lp = [log_probs[i, : int(out_lengths[i])].cpu().numpy() for i in range(log_probs.shape[0])]
+            hyps += [{name: decode(lp) for name, decode in decoders.items()} for lp in clip_lp]
+    if decoders is not None:
+        return {name: [h[name] for h in hyps] for name in decoders}, total / n
     return hyps, total / n
 
 
