@@ -56,7 +56,11 @@ class Row:
     skipped: int = 0
     final_loss: float = math.nan
     wall_s: float = math.nan
-    error: str = ""
+    exception: Exception | None = None   # what stopped the row; main raises GpuCheckFailed from it
+
+    @property
+    def error(self) -> str:
+        return failure(self.exception) if self.exception is not None else ""
 
     def line(self) -> str:
         if self.error:
@@ -67,6 +71,10 @@ class Row:
 
 HEADER = (f"{'stage':<9} {'prec':<5} {'steps':>5} {'steps/s':>8} {'throughput':>20} {'peak GiB':>9} "
           f"{'skipped':>7} {'final loss':>10} {'wall s':>7}")
+
+
+class GpuCheckFailed(RuntimeError):
+    """Raised by main after the whole table, naming every failed row (chained from the first failure)."""
 
 
 def failure(err: Exception) -> str:
@@ -129,8 +137,8 @@ def train_row(stage: str, precision: str, args, world: Path) -> Row:
     try:
         STAGES[stage].train(argv)
         summarise(row, run_dir)
-    except Exception as err:                 # one stage failing must not hide the others' figures; main exits 1
-        row.error = failure(err)
+    except Exception as err:                 # one stage failing must not hide the others' figures:
+        row.exception = err                  # main raises GpuCheckFailed from it after the table
         if args.verbose:
             traceback.print_exc()
     row.wall_s = time.perf_counter() - t0
@@ -168,8 +176,8 @@ def decode_row(stage: str, precision: str, args) -> Row:
             dt = time.perf_counter() - t0
         row.steps, row.steps_per_s, row.rate, row.wall_s = made, made / dt, f"{made / dt:,.0f} {unit}/s", dt
         row.final_loss = math.nan
-    except Exception as err:                 # recorded in the row, named in the summary; main exits 1
-        row.error = failure(err)
+    except Exception as err:                 # kept in the row; main raises GpuCheckFailed from it
+        row.exception = err
     if args.device == "cuda":
         row.peak_gib = torch.cuda.max_memory_allocated() / 2 ** 30
     return row
@@ -219,7 +227,10 @@ def main(argv=None) -> int:
     failed = [r for r in rows if r.error]
     print(f"gpu-check: {len(rows) - len(failed)} of {len(rows)} rows ok in {time.perf_counter() - t0:.0f} s"
           + (f"; FAILED: {', '.join(f'{r.stage} {r.precision}' for r in failed)}" if failed else ""))
-    return 1 if failed else 0
+    if failed:
+        raise GpuCheckFailed(f"{len(failed)} of {len(rows)} rows failed: "
+                             + "; ".join(f"{r.stage} {r.precision}: {r.error}" for r in failed)) from failed[0].exception
+    return 0
 
 
 if __name__ == "__main__":

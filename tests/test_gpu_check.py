@@ -2,6 +2,7 @@
 machinery (stage runs under bf16 and fp16 + GradScaler, cached decoding, the table) on the
 smoke presets on the CPU, since no GPU runs the real thing in the test suite."""
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -77,3 +78,22 @@ def test_the_check_runs_stages_in_both_precisions_and_decodes_on_cpu_smoke(tmp_p
                         assert "non-finite gradients" in before["skipped"], before
                         assert after["loss_scale"] < before["loss_scale"], (before, after)
             assert unit == ("tokens/s" if stage == "thinker" else "samples/s")
+
+
+def test_a_failing_stage_is_tabled_then_raised_naming_it(tmp_path, monkeypatch, capsys):
+    gpu_check = load_script()
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "card.json").write_text("{}")
+
+    def broken(argv):
+        raise ValueError("preset key train.lr is negative")
+
+    monkeypatch.setitem(gpu_check.STAGES, "thinker", dataclasses.replace(gpu_check.STAGES["thinker"], train=broken))
+    with pytest.raises(gpu_check.GpuCheckFailed, match="2 of 2 rows failed: thinker bf16: ValueError: preset key") as err:
+        gpu_check.main(["--device", "cpu", "--preset", "smoke", "--stages", "thinker", "--world", str(world),
+                        "--out", str(tmp_path / "out")])
+    assert isinstance(err.value.__cause__, ValueError)
+    out = capsys.readouterr().out
+    assert "thinker   fp16  FAILED: ValueError: preset key train.lr is negative" in out
+    assert "0 of 2 rows ok" in out and "FAILED: thinker bf16, thinker fp16" in out
