@@ -89,7 +89,7 @@ class ViTTiny(nn.Module):
         trace.record("vision.pixels", pixels, "normalised RGB image")
         x = self.proj(pixels)                                                       # (B, C, 14, 14)
         trace.record("vision.patches", x, f"Conv2d {cfg.patch_size}×{cfg.patch_size} stride {cfg.patch_size}"
-                     if cfg.stem == "patch" else f"ConvStem: {len(self.proj.layers) // 3} × (3×3 stride 2)")
+                     if cfg.stem == "patch" else f"ConvStem: {self.proj.n_down} × (3×3 stride 2)")
         x = rearrange(x, "b d h w -> b (h w) d")                                    # (B, N, C), N = h·w
         trace.record("vision.tokens", x, f"{cfg.grid}×{cfg.grid} patches as a sequence")
         x = torch.cat([self.cls.expand(B, -1, -1), x], dim=1)                       # (B, 1 + N, C)

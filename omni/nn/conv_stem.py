@@ -33,6 +33,7 @@ class ConvStem(nn.Module):
         if 2 ** n != patch_size:
             raise ValueError(f"ConvStem needs a power-of-two patch_size (one stride-2 conv per halving), "
                              f"got {patch_size}")
+        self.n_down = n                  # stride-2 convolutions
         chans = [in_channels] + [min(d_model, first_channels * 2 ** i) for i in range(n)]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
