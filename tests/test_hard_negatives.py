@@ -72,5 +72,5 @@ def test_a_tiny_model_learns_against_its_hard_negatives():
         opt.step()
         losses.append(loss.item())
     assert info == {"samples": 4}
-    assert model(batch["pixels"], batch["ids"], batch["neg_ids"]).shape == (4, 12)
+    assert model(batch["pixels"], batch["ids"], batch["neg_ids"]).logits.shape == (4, 12)
     assert losses[-1] < losses[0] - 0.5, losses

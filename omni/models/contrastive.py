@@ -3,6 +3,7 @@
     pixels (B, 3, 224, 224) ──ViTTiny──▶ CLS (B, 1, 128) ──image_proj──▶ (B, E) ──L2-normalise──▶ img (B, E)
     ids (B, L), PAD 0 ──TextTower──▶ pooled (B, 128)     ──text_proj───▶ (B, E) ──L2-normalise──▶ txt (B, E)
     logits_per_image (B, B) = exp(logit_scale) · img @ txtᵀ      row i: image i against every caption
+    optional: CLS + patches (B, 1 + N, 128) ──CaptionDecoder──▶ caption logits (B, L - 1, V)   (CoCa)
 
 Training (``omni.training.contrastive.info_nce``) asks row i to pick caption
 i and column j to pick image j: the InfoNCE loss in both directions, as CLIP
@@ -19,18 +20,25 @@ The text tower reads the shared BPE tokenizer (the Thinker's): token + learnt
 position embeddings, bidirectional pre-norm blocks with a padding mask, a final
 LayerNorm and the mean over the caption's tokens (pads excluded). It is small on
 purpose: captions of this world are short and their grammar is simple.
+
+With ``caption.n_layers > 0`` the model also has a :class:`CaptionDecoder`
+that writes each caption from the ViT's tokens (CoCa, Yu et al. 2022), so the
+ViT must name every shape; ``forward`` returns both outputs in a
+:class:`ContrastiveOutput` (``caption_logits`` None without a decoder).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
+from omni.models.caption_decoder import CaptionDecoder, CaptionDecoderConfig
 from omni.models.vision import VisionConfig, ViTTiny
 from omni.nn import Block, check_finite
 from omni.tokenizer import PAD_ID
@@ -58,12 +66,15 @@ class ContrastiveConfig:
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     embed_dim: int = 128            # E: the shared space both towers project into
     init_temperature: float = 0.07  # τ at the start; logit_scale = log(1 / τ) is learnt
+    caption: CaptionDecoderConfig = field(default_factory=CaptionDecoderConfig)   # n_layers 0: none (the seed)
 
     def __post_init__(self):
         if isinstance(self.vision, dict):          # from config.json / a preset: Config(**d) rejects unknown keys
             self.vision = VisionConfig(**self.vision)
         if isinstance(self.text, dict):
             self.text = TextTowerConfig(**self.text)
+        if isinstance(self.caption, dict):
+            self.caption = CaptionDecoderConfig(**self.caption)
         if not 0 < self.init_temperature <= 1:
             raise ValueError(f"ContrastiveConfig.init_temperature must be in (0, 1], got {self.init_temperature}")
         if math.log(1 / self.init_temperature) > MAX_LOGIT_SCALE:
@@ -105,6 +116,11 @@ class TextTower(nn.Module):
         return pooled
 
 
+class ContrastiveOutput(NamedTuple):
+    logits: torch.Tensor                        # logits_per_image (B, B [+ N])
+    caption_logits: torch.Tensor | None         # (B, L - 1, V) next-token logits, or None without a decoder
+
+
 class ContrastiveModel(nn.Module):
     def __init__(self, cfg: ContrastiveConfig):
         super().__init__()
@@ -114,6 +130,9 @@ class ContrastiveModel(nn.Module):
         self.image_proj = nn.Linear(cfg.vision.d_model, cfg.embed_dim, bias=False)
         self.text_proj = nn.Linear(cfg.text.d_model, cfg.embed_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))
+        self.caption_decoder = CaptionDecoder(cfg.caption, cfg.vision.d_model, cfg.text.d_model,
+                                              cfg.text.vocab_size, 1 + cfg.vision.n_patches, cfg.text.ctx_len) \
+            if cfg.caption.n_layers else None
 
     def scale(self) -> torch.Tensor:
         """exp(logit_scale) with CLIP's clamp at 100; 1 / scale is the temperature τ."""
@@ -122,6 +141,9 @@ class ContrastiveModel(nn.Module):
     def image_embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels (B, 3, H, W) → unit-length image embeddings (B, E)."""
         cls, _ = self.vision(pixels)                                                 # (B, 1, C)
+        return self._embed_cls(cls)
+
+    def _embed_cls(self, cls: torch.Tensor) -> torch.Tensor:
         z = F.normalize(self.image_proj(cls[:, 0]).float(), dim=-1)                  # (B, E)
         trace.record("contrastive.image", z, "projected, L2-normalised image embedding")
         return z
@@ -132,15 +154,21 @@ class ContrastiveModel(nn.Module):
         trace.record("contrastive.text", z, "projected, L2-normalised caption embedding")
         return z
 
-    def forward(self, pixels: torch.Tensor, ids: torch.Tensor, neg_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """(pixels (B, 3, H, W), ids (B, L)) → logits_per_image (B, B); its transpose is logits_per_text.
+    def forward(self, pixels: torch.Tensor, ids: torch.Tensor,
+                neg_ids: torch.Tensor | None = None) -> ContrastiveOutput:
+        """(pixels (B, 3, H, W), ids (B, L)) → logits_per_image (B, B) (its transpose is logits_per_text)
+        and, with a caption decoder, the next-token logits of each caption (B, L - 1, V).
 
         With hard-negative captions ``neg_ids`` (N, L'), each image is also scored
         against them: logits (B, B + N), the first B columns the batch's captions.
         """
-        img, txt = self.image_embed(pixels), self.text_embed(ids)
+        cls, patches = self.vision(pixels)                                           # (B, 1, C), (B, N, C)
+        img, txt = self._embed_cls(cls), self.text_embed(ids)
         if neg_ids is not None:
             txt = torch.cat([txt, self.text_embed(neg_ids)])                        # (B + N, E)
         logits = self.scale() * img @ txt.T                                          # (B, B [+ N])
         check_finite(logits, "ContrastiveModel similarity logits")
-        return logits
+        caption_logits = None
+        if self.caption_decoder is not None:
+            caption_logits = self.caption_decoder(torch.cat([cls, patches], dim=1), ids)   # (B, L - 1, V)
+        return ContrastiveOutput(logits, caption_logits)

@@ -11,13 +11,16 @@ stack's one BPE tokenizer (``--tokenizer``, else the run directory's, else one
 trained on the world's ``tokenizer_corpus.txt``). The loss is InfoNCE in both
 directions with a learnable temperature starting at 0.07 (CLIP's recipe);
 validation reports image→caption top-1 among up to 100 distinct val captions
-(``val_top1``). The run directory ends with ``export/`` (ContrastiveModel:
+(``val_top1``). With ``model.caption.n_layers > 0`` and ``data.caption_weight > 0``
+a caption decoder also writes each caption from the ViT's tokens (CoCa), and
+validation adds its teacher-forced token accuracy (``val_caption_acc``). The run directory ends with ``export/`` (ContrastiveModel:
 config.json + model.safetensors + tokenizer.model). Rerunning resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,7 @@ from omni.data.quality import load_checked
 from omni.models.contrastive import ContrastiveConfig, ContrastiveModel
 from omni.tokenizer import BPETokenizer
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
-from omni.training.contrastive import (CaptionImages, collate_captions, contrastive_loss,
+from omni.training.contrastive import (CaptionImages, caption_accuracy, collate_captions, contrastive_loss,
                                        distinct_captions, retrieval_top1)
 from omni.training.distributed import barrier
 from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file
@@ -40,11 +43,13 @@ class VisionDataConfig:
     val_images: int = 100                    # retrieval among this many val images with distinct captions
     eval_batch_size: int = 50
     hard_negatives: int = 0                  # NegCLIP: per image, k captions with a shape/colour/size word swapped
+    caption_weight: float = 0.0              # CoCa: weight of the captioning loss (needs model.caption.n_layers ≥ 1)
 
     def __post_init__(self):
         assert 0 <= self.bad_data_threshold < 1, f"bad_data_threshold must be in [0, 1), got {self.bad_data_threshold}"
         assert self.val_images >= 2, f"val_images must be ≥ 2 for retrieval, got {self.val_images}"
         assert self.hard_negatives >= 0, f"hard_negatives must be ≥ 0, got {self.hard_negatives}"
+        assert self.caption_weight >= 0, f"caption_weight must be ≥ 0, got {self.caption_weight}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -103,16 +108,26 @@ def main(argv=None) -> int:
     # 5. Model, loss (InfoNCE both ways, learnable temperature), evaluation (retrieval top-1)
     # =========================================================================
     model = ContrastiveModel(model_cfg)
+    if data_cfg.caption_weight and model.caption_decoder is None:
+        raise ValueError(f"{args.config}: data.caption_weight is {data_cfg.caption_weight} but model.caption.n_layers "
+                         f"is 0 (no caption decoder to train)")
+    if data_cfg.caption_weight:
+        ctx.say(f"[model] caption decoder: {model_cfg.caption.n_layers} layers on the 1 + "
+                f"{model_cfg.vision.n_patches} image tokens, loss weight {data_cfg.caption_weight} (CoCa)")
+    loss_fn = functools.partial(contrastive_loss, caption_weight=data_cfg.caption_weight)
 
     def evaluate(m) -> dict:
         scores = retrieval_top1(m, val_pairs, data_cfg.eval_batch_size)
-        return {"val_loss": scores["val_loss"], "val_top1": scores["i2t_top1"], "val_t2i_top1": scores["t2i_top1"],
-                "temperature": float(1 / m.scale())}
+        out = {"val_loss": scores["val_loss"], "val_top1": scores["i2t_top1"], "val_t2i_top1": scores["t2i_top1"],
+               "temperature": float(1 / m.scale())}
+        if m.caption_decoder is not None:
+            out["val_caption_acc"] = caption_accuracy(m, val_pairs, data_cfg.eval_batch_size)
+        return out
 
     # =========================================================================
     # 6. Train (guards, checkpoints, resume, metrics: omni.training.fit)
     # =========================================================================
-    result = fit(ctx, model, contrastive_loss, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
 
     # =========================================================================
     # 7. Ship the tokenizer with the exported weights; report

@@ -29,6 +29,14 @@ then colour, then size). They are extra columns of the image→caption logits
 
     ids (B, L) ─┐
     neg (B·k, L')┴─TextTower─▶ txt (B + B·k, E);  logits_per_image = scale · img @ txtᵀ  (B, B + B·k)
+
+**Captioning** (``caption_weight = w > 0``, with a model whose
+``caption.n_layers > 0``: CoCa, Yu et al. 2022). The loss adds w × the
+next-token cross-entropy of each caption written from the image's 1 + N
+tokens (padding skipped), so every shape word of every column is a target;
+:func:`caption_accuracy` is its teacher-forced token accuracy on validation.
+
+    loss = InfoNCE + w · CE(CaptionDecoder(CLS + patches, ids[:, :-1]), ids[:, 1:])
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import torch.nn.functional as F
 from omni.data.language import SCENE_COLOURS, SCENE_SHAPES, SCENE_SIZES
 from omni.data.manifest import CaptionRecord
 from omni.images import load_image
+from omni.nn.cross_entropy import IGNORE_INDEX
 from omni.tokenizer import PAD_ID, BPETokenizer
 
 
@@ -148,13 +157,51 @@ def info_nce_with_negatives(logits: torch.Tensor, caption_index: torch.Tensor) -
     return 0.5 * (F.cross_entropy(logits, wide) + F.cross_entropy(logits[:, :B].T, targets))
 
 
-def contrastive_loss(model, batch: dict):
-    """Mean InfoNCE of a collated batch (with its hard negatives, if it has them), and the pair count."""
-    if "neg_ids" not in batch:
-        logits = model(batch["pixels"], batch["ids"])                               # (B, B)
-        return info_nce(logits, batch["caption_index"]), {"samples": logits.shape[0]}
-    logits = model(batch["pixels"], batch["ids"], batch["neg_ids"])                 # (B, B + B·k)
-    return info_nce_with_negatives(logits, batch["caption_index"]), {"samples": logits.shape[0]}
+def caption_targets(ids: torch.Tensor) -> torch.Tensor:
+    """ids (B, L) right-padded with PAD_ID → next-token targets (B, L - 1), padding → IGNORE_INDEX."""
+    targets = ids[:, 1:].clone()
+    targets[targets == PAD_ID] = IGNORE_INDEX
+    return targets
+
+
+def caption_loss(caption_logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the captions' real tokens (after BOS, EOS included)."""
+    return F.cross_entropy(caption_logits.float().flatten(0, 1), caption_targets(ids).flatten(),
+                           ignore_index=IGNORE_INDEX)
+
+
+def contrastive_loss(model, batch: dict, caption_weight: float = 0.0):
+    """InfoNCE of a collated batch (with its hard negatives, if it has them) [+ caption_weight × the
+    captioning loss], and the pair count."""
+    out = model(batch["pixels"], batch["ids"], batch.get("neg_ids"))              # logits (B, B [+ B·k])
+    if "neg_ids" in batch:
+        loss = info_nce_with_negatives(out.logits, batch["caption_index"])
+    else:
+        loss = info_nce(out.logits, batch["caption_index"])
+    info = {"samples": out.logits.shape[0]}
+    if caption_weight:
+        if out.caption_logits is None:
+            raise ValueError(f"caption_weight is {caption_weight} but the model has no caption decoder "
+                             f"(set model.caption.n_layers ≥ 1)")
+        cap = caption_loss(out.caption_logits, batch["ids"])
+        loss = loss + caption_weight * cap
+        info["caption_loss"] = float(cap.detach())
+    return loss, info
+
+
+@torch.no_grad()
+def caption_accuracy(model, pairs: CaptionImages, batch_size: int) -> float:
+    """Teacher-forced next-token accuracy of the caption decoder over the captions' real tokens."""
+    device = next(model.parameters()).device
+    right = total = 0
+    for start in range(0, len(pairs), batch_size):
+        batch = collate_captions([pairs[i] for i in range(start, min(start + batch_size, len(pairs)))])
+        out = model(batch["pixels"].to(device), batch["ids"].to(device))
+        targets = caption_targets(batch["ids"].to(device))
+        mask = targets != IGNORE_INDEX
+        right += int(((out.caption_logits.argmax(-1) == targets) & mask).sum())
+        total += int(mask.sum())
+    return right / total
 
 
 def distinct_captions(records: list[CaptionRecord], n: int) -> list[CaptionRecord]:
