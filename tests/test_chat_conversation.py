@@ -55,7 +55,7 @@ def dialogue(tok, rng) -> DialogueExample:
     msgs = [m for user, answer, _, _ in turns for m in (Message("user", user), Message("assistant", answer))]
     images = [x for t in turns for x in t[2]]
     mels = [x for t in turns for x in t[3]]
-    parts, prompt_tokens, answer = build_parts(msgs, tok, images, mels)
+    parts, prompt_tokens, answer, _ = build_parts(msgs, tok, images, mels)
     return DialogueExample("toy", parts, prompt_tokens, answer)
 
 

@@ -136,8 +136,9 @@ def test_labels_cover_only_the_last_answer_and_all_masked_raises(world, tokenize
 
 
 def test_generation_prompt_ends_with_the_assistant_cue(tokenizer):
-    parts, prompt_tokens, answer = build_parts([Message("user", "<audio>\nis it loud or quiet?")], tokenizer,
-                                               mels=[torch.zeros(100, 128)])
+    parts, prompt_tokens, answer, spans = build_parts([Message("user", "<audio>\nis it loud or quiet?")],
+                                                      tokenizer, mels=[torch.zeros(100, 128)])
+    assert spans == []
     assert [k for k, _ in parts] == ["text", "audio", "text"] and answer is None
     assert prompt_tokens == parts[0][1].numel() + parts[2][1].numel()
     assert tokenizer.decode(parts[2][1].tolist()) == "is it loud or quiet? assistant:"

@@ -20,7 +20,10 @@ image (1 token) or audio clip (``output_length(F)`` tokens), in order, as
 What the model learns: the **last** assistant turn (the one the manifest
 schema marks as learned). Earlier turns of a two-turn dialogue are context,
 their answers teacher-forced: :attr:`DialogueExample.prompt_tokens` counts
-the text tokens before the learned answer, for :meth:`Fusion.labels`.
+the text tokens before the learned answer, for :meth:`Fusion.labels`. With
+``learn="all"`` every assistant turn is learned (the usual chat-SFT rule):
+:attr:`DialogueExample.learned` lists the text-token spans of the answers the
+loss covers, each answer's pieces and its EOS.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -39,6 +42,7 @@ SYSTEM_PREFIX = "system: "
 USER_PREFIX = "user: "
 ASSISTANT_PREFIX = " assistant:"     # closes every user turn: what follows is the answer
 _MARKERS = re.compile(f"({re.escape(IMAGE_MARKER)}|{re.escape(AUDIO_MARKER)})")
+LEARN_TURNS = ("last", "all")        # which assistant turns the loss covers
 
 
 class DialogueError(ValueError):
@@ -56,6 +60,8 @@ class DialogueExample:
     parts: list[tuple[str, torch.Tensor]]
     prompt_tokens: int          # text tokens before the learned answer (BOS included): labels -100
     answer: str | None          # the learned answer's text; None for a generation prompt
+    learned: list[tuple[int, int]] | None = None   # text-token spans [start, stop) the loss covers;
+                                                   # None: the last answer, [prompt_tokens, text_tokens)
 
     @property
     def text_tokens(self) -> int:
@@ -79,13 +85,20 @@ def render(messages: Sequence[Message]) -> list[tuple[str, str]]:
     return out
 
 
+class BuiltDialogue(NamedTuple):
+    parts: list                         # ("text", ids) / ("image", pixels) / ("audio", mel), in order
+    prompt_tokens: int                  # text tokens before the last answer (all of them for a prompt)
+    answer: str | None                  # the last answer's text; None for a generation prompt
+    answer_spans: list[tuple[int, int]]  # text-token spans [start, stop) of every answer (pieces + EOS)
+
+
 def build_parts(messages: Sequence[Message], tokenizer, images: Sequence[torch.Tensor] = (),
-                mels: Sequence[torch.Tensor] = (), what: str = "dialogue") -> tuple[list, int, str | None]:
+                mels: Sequence[torch.Tensor] = (), what: str = "dialogue") -> BuiltDialogue:
     """Tokenize ``messages`` and put each medium where its marker stands.
 
-    Returns (parts, prompt_tokens, answer). If the last message is the
-    assistant's, it is the learned answer (its pieces + EOS end the parts);
-    if it is a user turn, the parts are a generation prompt ending in
+    Returns (parts, prompt_tokens, answer, answer_spans). If the last message
+    is the assistant's, it is the learned answer (its pieces + EOS end the
+    parts); if it is a user turn, the parts are a generation prompt ending in
     ``" assistant:"`` and answer is None.
     """
     if not messages:
@@ -99,7 +112,7 @@ def build_parts(messages: Sequence[Message], tokenizer, images: Sequence[torch.T
     images, mels = list(images), list(mels)
     parts: list[tuple[str, torch.Tensor]] = []
     text: list[int] = [BOS_ID]
-    n_text, prompt_tokens, answer = 0, None, None
+    n_text, prompt_tokens, answer, spans = 0, None, None, []
 
     def flush():
         nonlocal text, n_text
@@ -114,7 +127,9 @@ def build_parts(messages: Sequence[Message], tokenizer, images: Sequence[torch.T
             if i == last:
                 flush()
                 prompt_tokens, answer = n_text, content
+            start = n_text + len(text)
             text += tokenizer.encode(content, add_bos=False) + [EOS_ID]
+            spans.append((start, n_text + len(text)))
             continue
         for piece in _MARKERS.split(content):
             if piece == IMAGE_MARKER:
@@ -128,7 +143,7 @@ def build_parts(messages: Sequence[Message], tokenizer, images: Sequence[torch.T
     flush()
     if prompt_tokens is None:                       # ends with a user turn: a prompt to continue
         prompt_tokens = n_text
-    return parts, prompt_tokens, answer
+    return BuiltDialogue(parts, prompt_tokens, answer, spans)
 
 
 # ---------------------------------------------------------------------------
@@ -149,16 +164,20 @@ def load_mel(path: Path, segment: tuple[float, float] | None = None) -> torch.Te
     return log_mel(wave, what=str(path))[0]                                         # (F, 128)
 
 
-def load_example(record: SftRecord, tokenizer, image_size: int) -> DialogueExample:
-    """A manifest record → :class:`DialogueExample` (images at ``image_size``, audio as tiny log-mel)."""
+def load_example(record: SftRecord, tokenizer, image_size: int, learn: str = "last") -> DialogueExample:
+    """A manifest record → :class:`DialogueExample` (images at ``image_size``, audio as tiny log-mel);
+    ``learn`` ("last" | "all") says which assistant turns the loss covers."""
     from omni.images import load_image
 
+    if learn not in LEARN_TURNS:
+        raise ValueError(f"learn must be one of {LEARN_TURNS}, got {learn!r}")
     images = [load_image(p, size=image_size) for p in record.images]                # each (3, S, S)
     mels = [load_mel(p, s) for p, s in zip(record.audios, record.segments)]         # each (F, 128)
-    parts, prompt_tokens, answer = build_parts(record.messages, tokenizer, images, mels, what=record.id)
-    if answer is None:
+    built = build_parts(record.messages, tokenizer, images, mels, what=record.id)
+    if built.answer is None:
         raise DialogueError(f"{record.id}: the last message must be the assistant's answer")
-    return DialogueExample(record.id, parts, prompt_tokens, answer)
+    learned = built.answer_spans if learn == "all" else None
+    return DialogueExample(record.id, built.parts, built.prompt_tokens, built.answer, learned)
 
 
 def token_count(record: SftRecord, tokenizer, image_tokens: int = 1) -> tuple[int, int]:
@@ -170,7 +189,7 @@ def token_count(record: SftRecord, tokenizer, image_tokens: int = 1) -> tuple[in
     from omni.data.quality import encoder_frames
 
     blank = [torch.zeros(0)] * len(record.images), [torch.zeros(0)] * len(record.audios)
-    parts, _, _ = build_parts(record.messages, tokenizer, *blank, what=record.id)
+    parts = build_parts(record.messages, tokenizer, *blank, what=record.id).parts
     n_text = sum(x.shape[0] for kind, x in parts if kind == "text")
     clips = []
     for path, seg in zip(record.audios, record.segments):

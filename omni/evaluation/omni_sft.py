@@ -105,8 +105,8 @@ def answer(model: OmniModel, tok: BPETokenizer, question: str, image: torch.Tens
     """Ask one question about one image (3, S, S) or one clip (F, 128); greedy, KV-cached."""
     marker = IMAGE_MARKER if image is not None else AUDIO_MARKER if mel is not None else ""
     content = f"{marker}\n{question}" if marker else question
-    parts, _, _ = build_parts([Message("user", content)], tok, images=[image] if image is not None else [],
-                              mels=[mel] if mel is not None else [])
+    parts = build_parts([Message("user", content)], tok, images=[image] if image is not None else [],
+                        mels=[mel] if mel is not None else []).parts
     device = model.thinker.tok_emb.weight.device
     fusion = model.fuse_parts([(kind, x[None].to(device)) for kind, x in parts])     # (1, T, C)
     out = generate_multimodal(model, fusion, SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens),

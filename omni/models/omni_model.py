@@ -133,6 +133,21 @@ class Fusion:
         keep = is_text & ~prompt & (self.token_ids != PAD_ID)
         return torch.where(keep, self.token_ids, torch.full_like(self.token_ids, IGNORE_INDEX))
 
+    def span_labels(self, spans: Sequence[Sequence[tuple[int, int]]]) -> torch.Tensor:
+        """Training targets (B, T) like :meth:`labels`, but learned only inside the given text-token
+        spans [start, stop) of each row (every answer of a multi-turn dialogue, say); -100 elsewhere."""
+        B, T = self.token_ids.shape
+        if len(spans) != B:
+            raise ValueError(f"spans has {len(spans)} rows for a batch of {B}")
+        is_text = self.token_ids != IGNORE_INDEX                                   # (B, T)
+        text_index = is_text.long().cumsum(dim=1) - 1                              # 0, 1, … over text positions
+        learned = torch.zeros_like(is_text)
+        for b, row in enumerate(spans):
+            for start, stop in row:
+                learned[b] |= (text_index[b] >= start) & (text_index[b] < stop)
+        keep = is_text & learned & (self.token_ids != PAD_ID)
+        return torch.where(keep, self.token_ids, torch.full_like(self.token_ids, IGNORE_INDEX))
+
 
 class OmniModel(nn.Module):
     def __init__(self, cfg: OmniConfig):

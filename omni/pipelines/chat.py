@@ -130,8 +130,8 @@ def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
         device = model.thinker.tok_emb.weight.device
         mels = [m[0] if m.dim() == 3 else m for m in mels]                       # each (F, 128)
         messages = [Message(role, text) for q, a in history for role, text in (("user", q), ("assistant", a))]
-        parts, _, _ = build_parts(messages + [Message("user", prompt)], tokenizer, images=list(images), mels=mels,
-                                  what="conversation" if history else "question")
+        parts = build_parts(messages + [Message("user", prompt)], tokenizer, images=list(images), mels=mels,
+                            what="conversation" if history else "question").parts
         fusion = model.fuse_parts([(kind, x[None].to(device)) for kind, x in parts])   # (1, T, C)
         result = generate_multimodal(model, fusion, sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
         layout = fusion.counts()

@@ -20,7 +20,7 @@ A batch whose labels are all -100 has nothing to learn from; it is an error
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
@@ -69,16 +69,59 @@ def fit_to_context(records: Sequence, tokenizer, model_cfg) -> tuple[list, Lengt
 
 
 class DialogueDataset:
-    """Map-style: ``ds[i]`` decodes record i's media and tokenizes it (nothing is cached)."""
+    """Map-style: ``ds[i]`` decodes record i's media and tokenizes it (nothing is cached);
+    ``learn`` ("last" | "all") says which assistant turns the loss covers."""
 
-    def __init__(self, records: Sequence, tokenizer, image_size: int):
-        self.records, self.tokenizer, self.image_size = list(records), tokenizer, image_size
+    def __init__(self, records: Sequence, tokenizer, image_size: int, learn: str = "last"):
+        self.records, self.tokenizer, self.image_size, self.learn = list(records), tokenizer, image_size, learn
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> DialogueExample:
-        return load_example(self.records[i], self.tokenizer, self.image_size)
+        return load_example(self.records[i], self.tokenizer, self.image_size, learn=self.learn)
+
+
+def pack_image_questions(records: Sequence, per_dialogue: int, seed: int = 0) -> tuple[list, int]:
+    """Regroup one-question image dialogues into dialogues of up to ``per_dialogue`` questions each.
+
+    A world dialogue "user: <image> q · assistant: a" spends a whole ViT pass and
+    a whole Thinker row on one or two answer tokens. Here the one-turn, one-image,
+    no-audio dialogues that share an image become one dialogue: the first user
+    turn keeps the image marker, the next ones ask the next questions of the same
+    image (order shuffled with ``seed``). Learn every turn (``learn="all"``) so
+    each answer is a target. Other dialogues pass through unchanged.
+
+    Returns (records, how many one-question dialogues were packed).
+    """
+    import random
+
+    from omni.data.manifest import IMAGE_MARKER, Message
+
+    if per_dialogue < 2:
+        raise ValueError(f"pack_image_questions needs per_dialogue ≥ 2, got {per_dialogue}")
+    by_image: dict[str, list] = {}
+    rest = []
+    for r in records:
+        one_q = (len(r.images) == 1 and not r.audios and len(r.messages) == 2 and r.messages[0].role == "user"
+                 and r.messages[0].content.startswith(IMAGE_MARKER + "\n") and r.messages[0].content.count(IMAGE_MARKER) == 1)
+        (by_image.setdefault(str(r.images[0]), []) if one_q else rest).append(r)
+    rng = random.Random(seed)
+    packed = []
+    for group in by_image.values():
+        rng.shuffle(group)
+        for start in range(0, len(group), per_dialogue):
+            chunk = group[start:start + per_dialogue]
+            if len(chunk) == 1:
+                packed.append(chunk[0])
+                continue
+            messages = [chunk[0].messages[0], chunk[0].messages[1]]
+            for r in chunk[1:]:
+                messages += [Message("user", r.messages[0].content[len(IMAGE_MARKER) + 1:]), r.messages[1]]
+            packed.append(replace(chunk[0], id=f"{chunk[0].id}+{len(chunk) - 1}", messages=tuple(messages)))
+    out = rest + packed
+    rng.shuffle(out)
+    return out, sum(len(g) for g in by_image.values())
 
 
 def collate_dialogues(items: list[DialogueExample]) -> list[DialogueExample]:
@@ -97,7 +140,8 @@ def fuse_batch(model: OmniModel, batch: Sequence[DialogueExample]) -> tuple[torc
     device = model.thinker.tok_emb.weight.device
     fusions = model.fuse_rows([[(kind, x.to(device)) for kind, x in ex.parts] for ex in batch])
     rows = [f.embeds[0] for f in fusions]                                          # each (T_b, C)
-    labels = [f.labels(ex.prompt_tokens)[0] for f, ex in zip(fusions, batch)]     # each (T_b,)
+    labels = [(f.labels(ex.prompt_tokens) if ex.learned is None else f.span_labels([ex.learned]))[0]
+              for f, ex in zip(fusions, batch)]                                     # each (T_b,)
     lengths = torch.tensor([r.shape[0] for r in rows])
     B, T, C = len(rows), int(lengths.max()), rows[0].shape[1]
     embeds = rows[0].new_zeros(B, T, C)                                            # (B, T, C)
