@@ -166,3 +166,14 @@ def test_bad_image_files(tmp_path):
 def test_unsupported_mode_names_it():
     with pytest.raises(ImageError, match="my picture: unsupported image mode 'F'"):
         preprocess_image(Image.new("F", (8, 8), 0.5), what="my picture")
+
+
+def test_the_blocks_start_from_vits_truncated_normal_not_torchs_uniform():
+    torch.manual_seed(0)
+    vit = ViTTiny(VisionConfig(image_size=64, patch_size=16, d_model=128, n_layers=2, n_heads=4, ffn_hidden=512))
+    linears = [m for m in vit.blocks.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears
+    for m in linears:
+        assert float(m.weight.abs().max()) <= 0.04 + 1e-7                   # truncated at ±2σ
+        assert abs(float(m.weight.std()) - 0.0176) < 0.002                   # σ of N(0, 0.02²) cut at ±2σ
+        assert m.bias is None or not m.bias.any()

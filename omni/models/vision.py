@@ -61,6 +61,20 @@ class VisionConfig:
         return self.grid ** 2
 
 
+def init_linear(module: nn.Linear, std: float = 0.02) -> None:
+    """ViT's initialisation (timm, DeiT): weights from a normal of std 0.02 truncated at ±2σ, biases 0.
+
+    PyTorch's default for nn.Linear (uniform ±1/√fan_in, std ≈ 0.051 at width 128) makes every
+    residual branch of a fresh block as loud as the patch tokens it adds to. Measured on this
+    project's scenes (docs/training.md), a shape head on a fresh ViTTiny's tokens (112 px, 16-pixel
+    patches, conv stem) reached 38.4 / 54.4 % at steps 200 / 250 with the default and 80.9 / 94.6 %
+    with this one.
+    """
+    nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 class ViTTiny(nn.Module):
     def __init__(self, cfg: VisionConfig):
         super().__init__()
@@ -78,6 +92,9 @@ class ViTTiny(nn.Module):
                   norm_eps=cfg.norm_eps, name=f"vision.layer{i}")
             for i in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        for module in self.blocks.modules():
+            if isinstance(module, nn.Linear):
+                init_linear(module)
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """pixels (B, 3, 224, 224), normalised → (cls (B, 1, d_model), patches (B, N, d_model))."""
