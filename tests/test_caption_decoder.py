@@ -88,3 +88,25 @@ def test_a_tiny_captioner_learns_which_word_goes_with_which_picture():
     with torch.no_grad():
         words = model(batch["pixels"], batch["ids"]).caption_logits[:, 1].argmax(-1)   # the word after "5"
     assert words.tolist() == [10, 11] * 4
+
+
+def test_caption_accuracy_counts_each_word_group_apart():
+    from omni.training.contrastive import caption_accuracy
+
+    class Fixed(torch.nn.Module):              # predicts 5 everywhere: right on every 5, wrong elsewhere
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, pixels, ids):
+            logits = torch.zeros(ids.shape[0], ids.shape[1] - 1, 10)
+            logits[..., 5] = 1.0
+            return type("Out", (), {"caption_logits": logits})
+
+    class Pairs(list):
+        pass
+
+    pairs = Pairs([{"pixels": torch.zeros(3, 4, 4), "ids": torch.tensor([1, 5, 6, 5, 2]), "caption_index": torch.tensor(0)},
+                   {"pixels": torch.zeros(3, 4, 4), "ids": torch.tensor([1, 6, 2]), "caption_index": torch.tensor(1)}])
+    acc = caption_accuracy(Fixed(), pairs, batch_size=1, word_groups={"five": {5}, "six": {6}, "none": {9}})
+    assert acc == {"all": pytest.approx(2 / 6), "five": 1.0, "six": 0.0}     # empty groups are left out

@@ -13,7 +13,8 @@ directions with a learnable temperature starting at 0.07 (CLIP's recipe);
 validation reports image→caption top-1 among up to 100 distinct val captions
 (``val_top1``). With ``model.caption.n_layers > 0`` and ``data.caption_weight > 0``
 a caption decoder also writes each caption from the ViT's tokens (CoCa), and
-validation adds its teacher-forced token accuracy (``val_caption_acc``). The run directory ends with ``export/`` (ContrastiveModel:
+validation adds its teacher-forced token accuracy (``val_caption_acc``) and that
+over the shape, colour and size words (``val_caption_shape_acc`` …). The run directory ends with ``export/`` (ContrastiveModel:
 config.json + model.safetensors + tokenizer.model). Rerunning resumes.
 """
 
@@ -26,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from omni.data.language import SCENE_COLOURS, SCENE_SHAPES, SCENE_SIZES
 from omni.data.quality import load_checked
 from omni.models.contrastive import ContrastiveConfig, ContrastiveModel
 from omni.tokenizer import BPETokenizer
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
 from omni.training.contrastive import (CaptionImages, caption_accuracy, collate_captions, contrastive_loss,
-                                       distinct_captions, retrieval_top1)
+                                       distinct_captions, first_piece_ids, retrieval_top1)
 from omni.training.distributed import barrier
 from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file
 
@@ -115,13 +117,16 @@ def main(argv=None) -> int:
         ctx.say(f"[model] caption decoder: {model_cfg.caption.n_layers} layers on the 1 + "
                 f"{model_cfg.vision.n_patches} image tokens, loss weight {data_cfg.caption_weight} (CoCa)")
     loss_fn = functools.partial(contrastive_loss, caption_weight=data_cfg.caption_weight)
+    word_groups = {"shape": first_piece_ids(tok, SCENE_SHAPES), "colour": first_piece_ids(tok, SCENE_COLOURS),
+                   "size": first_piece_ids(tok, SCENE_SIZES)}       # the words a captioner must see to write
 
     def evaluate(m) -> dict:
         scores = retrieval_top1(m, val_pairs, data_cfg.eval_batch_size)
         out = {"val_loss": scores["val_loss"], "val_top1": scores["i2t_top1"], "val_t2i_top1": scores["t2i_top1"],
                "temperature": float(1 / m.scale())}
         if m.caption_decoder is not None:
-            out["val_caption_acc"] = caption_accuracy(m, val_pairs, data_cfg.eval_batch_size)
+            acc = caption_accuracy(m, val_pairs, data_cfg.eval_batch_size, word_groups)
+            out.update({"val_caption_acc" if k == "all" else f"val_caption_{k}_acc": v for k, v in acc.items()})
         return out
 
     # =========================================================================

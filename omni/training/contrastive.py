@@ -189,19 +189,31 @@ def contrastive_loss(model, batch: dict, caption_weight: float = 0.0):
     return loss, info
 
 
+def first_piece_ids(tok: BPETokenizer, words) -> set[int]:
+    """The id of each word's first BPE piece (how the caption decoder's targets name the word)."""
+    return {tok.encode(w, add_bos=False)[0] for w in words}
+
+
 @torch.no_grad()
-def caption_accuracy(model, pairs: CaptionImages, batch_size: int) -> float:
-    """Teacher-forced next-token accuracy of the caption decoder over the captions' real tokens."""
+def caption_accuracy(model, pairs: CaptionImages, batch_size: int,
+                     word_groups: dict[str, set[int]] | None = None) -> dict[str, float]:
+    """Teacher-forced next-token accuracy of the caption decoder over the captions' real tokens
+    ("all"), and over the targets that start a word of each of ``word_groups`` (e.g. the shapes)."""
     device = next(model.parameters()).device
-    right = total = 0
+    groups = {"all": None, **(word_groups or {})}
+    right, total = dict.fromkeys(groups, 0), dict.fromkeys(groups, 0)
     for start in range(0, len(pairs), batch_size):
         batch = collate_captions([pairs[i] for i in range(start, min(start + batch_size, len(pairs)))])
         out = model(batch["pixels"].to(device), batch["ids"].to(device))
         targets = caption_targets(batch["ids"].to(device))
-        mask = targets != IGNORE_INDEX
-        right += int(((out.caption_logits.argmax(-1) == targets) & mask).sum())
-        total += int(mask.sum())
-    return right / total
+        hit = out.caption_logits.argmax(-1) == targets
+        for name, ids in groups.items():
+            mask = targets != IGNORE_INDEX
+            if ids is not None:
+                mask &= torch.isin(targets, torch.tensor(sorted(ids), device=device))
+            right[name] += int((hit & mask).sum())
+            total[name] += int(mask.sum())
+    return {name: right[name] / total[name] for name in groups if total[name]}
 
 
 def distinct_captions(records: list[CaptionRecord], n: int) -> list[CaptionRecord]:
