@@ -11,6 +11,7 @@ column (left / middle / right), so "the object on the left" is always defined.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +116,35 @@ def caption(scene: Scene) -> str:
     if len(parts) == 1:
         return parts[0]
     return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+_PHRASE_COLUMN = {phrase: column for column, phrase in COLUMN_PHRASE.items()}
+_OBJECT = re.compile(r"a (\w+) (\w+) (\w+) (on the left|in the middle|on the right)")
+
+
+def parse_caption(text: str) -> dict[str, tuple[str, str, str]]:
+    """The inverse of :func:`caption`: column → (size, colour, shape) of the object in it.
+
+    'a large red circle on the left and a small blue square in the middle'
+    → {"left": ("large", "red", "circle"), "middle": ("small", "blue", "square")}
+    """
+    objects = {}
+    for size, colour, shape, phrase in _OBJECT.findall(text):
+        if size not in SCENE_SIZES or colour not in SCENE_COLOURS or shape not in SCENE_SHAPES:
+            raise ValueError(f"caption {text!r}: {size!r} {colour!r} {shape!r} is not a scene object "
+                             f"(sizes {SCENE_SIZES}, colours {SCENE_COLOURS}, shapes {SCENE_SHAPES})")
+        objects[_PHRASE_COLUMN[phrase]] = (size, colour, shape)
+    if not objects or caption_of(objects) != text:
+        raise ValueError(f"caption {text!r} is not a scene caption ('a <size> <colour> <shape> <column>' joined "
+                         f"by ', ' and ' and ', left to right)")
+    return objects
+
+
+def caption_of(objects: dict[str, tuple[str, str, str]]) -> str:
+    """column → (size, colour, shape) back to the caption's words (left to right)."""
+    parts = [f"a {size} {colour} {shape} {COLUMN_PHRASE[c]}" for c in COLUMNS if c in objects
+             for size, colour, shape in [objects[c]]]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def questions(scene: Scene, rng: np.random.Generator) -> list[tuple[str, str]]:

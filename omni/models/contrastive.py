@@ -23,8 +23,10 @@ purpose: captions of this world are short and their grammar is simple.
 
 With ``caption.n_layers > 0`` the model also has a :class:`CaptionDecoder`
 that writes each caption from the ViT's tokens (CoCa, Yu et al. 2022), so the
-ViT must name every shape; ``forward`` returns both outputs in a
-:class:`ContrastiveOutput` (``caption_logits`` None without a decoder).
+ViT must name every shape; with ``attribute_slots > 0`` an
+:class:`AttributeHead` reads each column's shape, colour and size from the
+tokens. ``forward`` returns every output in a :class:`ContrastiveOutput`
+(``caption_logits`` / ``attribute_logits`` None without their head).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
+from omni.models.attribute_head import AttributeHead
 from omni.models.caption_decoder import CaptionDecoder, CaptionDecoderConfig
 from omni.models.vision import VisionConfig, ViTTiny
 from omni.nn import Block, check_finite
@@ -67,6 +70,8 @@ class ContrastiveConfig:
     embed_dim: int = 128            # E: the shared space both towers project into
     init_temperature: float = 0.07  # τ at the start; logit_scale = log(1 / τ) is learnt
     caption: CaptionDecoderConfig = field(default_factory=CaptionDecoderConfig)   # n_layers 0: none (the seed)
+    attribute_slots: int = 0        # > 0: an AttributeHead with this many slots (columns) …
+    attribute_classes: list[int] = field(default_factory=list)   # … and these class counts per attribute
 
     def __post_init__(self):
         if isinstance(self.vision, dict):          # from config.json / a preset: Config(**d) rejects unknown keys
@@ -77,6 +82,9 @@ class ContrastiveConfig:
             self.caption = CaptionDecoderConfig(**self.caption)
         if not 0 < self.init_temperature <= 1:
             raise ValueError(f"ContrastiveConfig.init_temperature must be in (0, 1], got {self.init_temperature}")
+        if bool(self.attribute_slots) != bool(self.attribute_classes):
+            raise ValueError(f"ContrastiveConfig: attribute_slots {self.attribute_slots} and attribute_classes "
+                             f"{self.attribute_classes} must be set together (both empty: no attribute head)")
         if math.log(1 / self.init_temperature) > MAX_LOGIT_SCALE:
             raise ValueError(f"init_temperature {self.init_temperature} gives a logit scale above the clamp "
                              f"ln 100; use τ ≥ 0.01")
@@ -119,6 +127,7 @@ class TextTower(nn.Module):
 class ContrastiveOutput(NamedTuple):
     logits: torch.Tensor                        # logits_per_image (B, B [+ N])
     caption_logits: torch.Tensor | None         # (B, L - 1, V) next-token logits, or None without a decoder
+    attribute_logits: torch.Tensor | None = None   # (B, slots, Σ classes), or None without an attribute head
 
 
 class ContrastiveModel(nn.Module):
@@ -133,6 +142,8 @@ class ContrastiveModel(nn.Module):
         self.caption_decoder = CaptionDecoder(cfg.caption, cfg.vision.d_model, cfg.text.d_model,
                                               cfg.text.vocab_size, 1 + cfg.vision.n_patches, cfg.text.ctx_len) \
             if cfg.caption.n_layers else None
+        self.attribute_head = AttributeHead(1 + cfg.vision.n_patches, cfg.vision.d_model, cfg.attribute_slots,
+                                            tuple(cfg.attribute_classes)) if cfg.attribute_slots else None
 
     def scale(self) -> torch.Tensor:
         """exp(logit_scale) with CLIP's clamp at 100; 1 / scale is the temperature τ."""
@@ -168,7 +179,7 @@ class ContrastiveModel(nn.Module):
             txt = torch.cat([txt, self.text_embed(neg_ids)])                        # (B + N, E)
         logits = self.scale() * img @ txt.T                                          # (B, B [+ N])
         check_finite(logits, "ContrastiveModel similarity logits")
-        caption_logits = None
-        if self.caption_decoder is not None:
-            caption_logits = self.caption_decoder(torch.cat([cls, patches], dim=1), ids)   # (B, L - 1, V)
-        return ContrastiveOutput(logits, caption_logits)
+        tokens = torch.cat([cls, patches], dim=1)                                    # (B, 1 + N, C)
+        caption_logits = self.caption_decoder(tokens, ids) if self.caption_decoder is not None else None
+        attribute_logits = self.attribute_head(tokens) if self.attribute_head is not None else None
+        return ContrastiveOutput(logits, caption_logits, attribute_logits)

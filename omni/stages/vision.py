@@ -32,8 +32,9 @@ from omni.data.quality import load_checked
 from omni.models.contrastive import ContrastiveConfig, ContrastiveModel
 from omni.tokenizer import BPETokenizer
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
-from omni.training.contrastive import (CaptionImages, caption_accuracy, collate_captions, contrastive_loss,
-                                       distinct_captions, first_piece_ids, retrieval_top1)
+from omni.training.contrastive import (ATTRIBUTE_CLASSES, CaptionImages, attribute_accuracy, caption_accuracy,
+                                       collate_captions, contrastive_loss, distinct_captions, first_piece_ids,
+                                       retrieval_top1)
 from omni.training.distributed import barrier
 from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file
 
@@ -46,12 +47,14 @@ class VisionDataConfig:
     eval_batch_size: int = 50
     hard_negatives: int = 0                  # NegCLIP: per image, k captions with a shape/colour/size word swapped
     caption_weight: float = 0.0              # CoCa: weight of the captioning loss (needs model.caption.n_layers ≥ 1)
+    attribute_weight: float = 0.0            # weight of the per-column scene-attribute loss (needs model.attribute_*)
 
     def __post_init__(self):
         assert 0 <= self.bad_data_threshold < 1, f"bad_data_threshold must be in [0, 1), got {self.bad_data_threshold}"
         assert self.val_images >= 2, f"val_images must be ≥ 2 for retrieval, got {self.val_images}"
         assert self.hard_negatives >= 0, f"hard_negatives must be ≥ 0, got {self.hard_negatives}"
         assert self.caption_weight >= 0, f"caption_weight must be ≥ 0, got {self.caption_weight}"
+        assert self.attribute_weight >= 0, f"attribute_weight must be ≥ 0, got {self.attribute_weight}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -97,9 +100,14 @@ def main(argv=None) -> int:
     # 4. Batches: preprocessed images (omni.images) and padded caption ids
     # =========================================================================
     size = model_cfg.vision.image_size
+    attributes = data_cfg.attribute_weight > 0
+    if attributes and (model_cfg.attribute_slots, list(model_cfg.attribute_classes)) != (3, ATTRIBUTE_CLASSES):
+        raise ValueError(f"{args.config}: data.attribute_weight needs model.attribute_slots 3 and "
+                         f"model.attribute_classes {ATTRIBUTE_CLASSES} (shape, colour, size + none per column), "
+                         f"got {model_cfg.attribute_slots} and {model_cfg.attribute_classes}")
     train_pairs = CaptionImages(train_records, tok, model_cfg.text.ctx_len, size,
-                                hard_negatives=data_cfg.hard_negatives, seed=cfg.seed)
-    val_pairs = CaptionImages(val_records, tok, model_cfg.text.ctx_len, size)
+                                hard_negatives=data_cfg.hard_negatives, seed=cfg.seed, attributes=attributes)
+    val_pairs = CaptionImages(val_records, tok, model_cfg.text.ctx_len, size, attributes=attributes)
     data = ShuffledBatches(train_pairs, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
                            world_size=ctx.dist.world_size, collate_fn=collate_captions)
     ctx.say(f"[data] {world}: {len(train_pairs):,} training pairs ({train_pairs.n_distinct:,} distinct captions); "
@@ -116,7 +124,11 @@ def main(argv=None) -> int:
     if data_cfg.caption_weight:
         ctx.say(f"[model] caption decoder: {model_cfg.caption.n_layers} layers on the 1 + "
                 f"{model_cfg.vision.n_patches} image tokens, loss weight {data_cfg.caption_weight} (CoCa)")
-    loss_fn = functools.partial(contrastive_loss, caption_weight=data_cfg.caption_weight)
+    if attributes:
+        ctx.say(f"[model] attribute head: shape, colour and size of each column from the 1 + "
+                f"{model_cfg.vision.n_patches} image tokens, loss weight {data_cfg.attribute_weight}")
+    loss_fn = functools.partial(contrastive_loss, caption_weight=data_cfg.caption_weight,
+                                attribute_weight=data_cfg.attribute_weight)
     word_groups = {"shape": first_piece_ids(tok, SCENE_SHAPES), "colour": first_piece_ids(tok, SCENE_COLOURS),
                    "size": first_piece_ids(tok, SCENE_SIZES)}       # the words a captioner must see to write
 
@@ -127,6 +139,8 @@ def main(argv=None) -> int:
         if m.caption_decoder is not None:
             acc = caption_accuracy(m, val_pairs, data_cfg.eval_batch_size, word_groups)
             out.update({"val_caption_acc" if k == "all" else f"val_caption_{k}_acc": v for k, v in acc.items()})
+        if attributes:
+            out.update({f"val_attr_{k}_acc": v for k, v in attribute_accuracy(m, val_pairs, data_cfg.eval_batch_size).items()})
         return out
 
     # =========================================================================

@@ -37,6 +37,16 @@ tokens (padding skipped), so every shape word of every column is a target;
 :func:`caption_accuracy` is its teacher-forced token accuracy on validation.
 
     loss = InfoNCE + w · CE(CaptionDecoder(CLS + patches, ids[:, :-1]), ids[:, 1:])
+
+**Scene attributes** (``attribute_weight = a > 0``, with a model whose
+``attribute_slots`` is 3): the world's captions say, for each column, the
+shape, colour and size of its object (:func:`omni.data.scenes.parse_caption`);
+an :class:`~omni.models.attribute_head.AttributeHead` must read them linearly
+from the ViT's tokens, "none" for an empty column. This uses what only a
+synthetic world knows exactly; it is the direct form of what the captioner
+learns from words, and it is what made shapes readable (docs/training.md).
+
+    loss += a · mean over (shape, colour, size) of CE(head(CLS + patches)[column], label[column])
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import torch.nn.functional as F
 
 from omni.data.language import SCENE_COLOURS, SCENE_SHAPES, SCENE_SIZES
 from omni.data.manifest import CaptionRecord
+from omni.data.scenes import COLUMNS, parse_caption
 from omni.images import load_image
 from omni.nn.cross_entropy import IGNORE_INDEX
 from omni.tokenizer import PAD_ID, BPETokenizer
@@ -63,6 +74,19 @@ def encode_caption(tok: BPETokenizer, caption: str, ctx_len: int) -> list[int]:
 
 
 SWAP_GROUPS = (SCENE_SHAPES, SCENE_COLOURS, SCENE_SIZES)    # a hard negative swaps a word within its group
+ATTRIBUTES = {"shape": SCENE_SHAPES, "colour": SCENE_COLOURS, "size": SCENE_SIZES}   # label order of the head
+ATTRIBUTE_CLASSES = [len(v) + 1 for v in ATTRIBUTES.values()]   # + "none" (an empty column), last: [7, 9, 3]
+
+
+def scene_attributes(caption: str) -> torch.Tensor:
+    """A scene caption → labels (3 columns, 3 attributes): shape, colour, size indices; len(group) = none."""
+    objects = parse_caption(caption)
+    labels = torch.tensor([[len(group) for group in ATTRIBUTES.values()] for _ in COLUMNS])
+    for c, column in enumerate(COLUMNS):
+        if column in objects:
+            size, colour, shape = objects[column]
+            labels[c] = torch.tensor([SCENE_SHAPES.index(shape), SCENE_COLOURS.index(colour), SCENE_SIZES.index(size)])
+    return labels
 
 
 def swapped_captions(caption: str, k: int, rng: random.Random) -> list[str]:
@@ -90,7 +114,7 @@ class CaptionImages:
     and, with ``hard_negatives = k > 0``, "neg_ids": k id tensors (fixed per item, drawn with ``seed``)."""
 
     def __init__(self, records: list[CaptionRecord], tok: BPETokenizer, ctx_len: int, image_size: int,
-                 hard_negatives: int = 0, seed: int = 0):
+                 hard_negatives: int = 0, seed: int = 0, attributes: bool = False):
         if hard_negatives < 0:
             raise ValueError(f"hard_negatives must be ≥ 0, got {hard_negatives}")
         self.records, self.image_size = records, image_size
@@ -98,6 +122,7 @@ class CaptionImages:
         self.neg_ids = [[torch.tensor(encode_caption(tok, c, ctx_len))
                          for c in swapped_captions(r.caption, hard_negatives, random.Random(seed * 1_000_003 + i))]
                         for i, r in enumerate(records)] if hard_negatives else None
+        self.attributes = [scene_attributes(r.caption) for r in records] if attributes else None
         index: dict[str, int] = {}
         self.caption_index = [index.setdefault(r.caption, len(index)) for r in records]
         self.n_distinct = len(index)
@@ -110,6 +135,8 @@ class CaptionImages:
                 "caption_index": torch.tensor(self.caption_index[i])}
         if self.neg_ids is not None:
             item["neg_ids"] = self.neg_ids[i]
+        if self.attributes is not None:
+            item["attributes"] = self.attributes[i]
         return item
 
 
@@ -128,6 +155,8 @@ def collate_captions(items: list[dict]) -> dict:
              "caption_index": torch.stack([it["caption_index"] for it in items])}
     if "neg_ids" in items[0]:
         batch["neg_ids"] = _pad([n for it in items for n in it["neg_ids"]])          # (B·k, L')
+    if "attributes" in items[0]:
+        batch["attributes"] = torch.stack([it["attributes"] for it in items])        # (B, 3, 3)
     return batch
 
 
@@ -170,7 +199,13 @@ def caption_loss(caption_logits: torch.Tensor, ids: torch.Tensor) -> torch.Tenso
                            ignore_index=IGNORE_INDEX)
 
 
-def contrastive_loss(model, batch: dict, caption_weight: float = 0.0):
+def attribute_loss(model, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over attributes of the cross-entropy over every column (an empty one's label is "none")."""
+    parts = model.attribute_head.split(logits.float())                             # each (B, 3, classes_k)
+    return sum(F.cross_entropy(p.flatten(0, 1), labels[..., k].flatten()) for k, p in enumerate(parts)) / len(parts)
+
+
+def contrastive_loss(model, batch: dict, caption_weight: float = 0.0, attribute_weight: float = 0.0):
     """InfoNCE of a collated batch (with its hard negatives, if it has them) [+ caption_weight × the
     captioning loss], and the pair count."""
     out = model(batch["pixels"], batch["ids"], batch.get("neg_ids"))              # logits (B, B [+ B·k])
@@ -186,7 +221,30 @@ def contrastive_loss(model, batch: dict, caption_weight: float = 0.0):
         cap = caption_loss(out.caption_logits, batch["ids"])
         loss = loss + caption_weight * cap
         info["caption_loss"] = float(cap.detach())
+    if attribute_weight:
+        if out.attribute_logits is None:
+            raise ValueError(f"attribute_weight is {attribute_weight} but the model has no attribute head "
+                             f"(set model.attribute_slots and model.attribute_classes)")
+        att = attribute_loss(getattr(model, "module", model), out.attribute_logits, batch["attributes"])
+        loss = loss + attribute_weight * att
+        info["attribute_loss"] = float(att.detach())
     return loss, info
+
+
+@torch.no_grad()
+def attribute_accuracy(model, pairs: CaptionImages, batch_size: int) -> dict[str, float]:
+    """Accuracy of the attribute head per attribute, over the columns that hold an object."""
+    device = next(model.parameters()).device
+    right, total = [0] * len(ATTRIBUTES), [0] * len(ATTRIBUTES)
+    for start in range(0, len(pairs), batch_size):
+        batch = collate_captions([pairs[i] for i in range(start, min(start + batch_size, len(pairs)))])
+        out = model(batch["pixels"].to(device), batch["ids"].to(device))
+        labels = batch["attributes"].to(device)                                    # (B, 3, 3)
+        present = labels[..., 0] != len(SCENE_SHAPES)                              # (B, 3)
+        for k, part in enumerate(model.attribute_head.split(out.attribute_logits)):
+            right[k] += int(((part.argmax(-1) == labels[..., k]) & present).sum())
+            total[k] += int(present.sum())
+    return {name: right[k] / total[k] for k, name in enumerate(ATTRIBUTES)}
 
 
 def first_piece_ids(tok: BPETokenizer, words) -> set[int]:
