@@ -10,7 +10,7 @@ from omni.data.manifest import Message, SftRecord
 from omni.models.omni_model import IGNORE_INDEX, Fusion, Segment
 from omni.stages.omni_sft import OmniSftDataConfig
 from omni.tokenizer import EOS_ID
-from omni.training.sft import pack_image_questions
+from omni.training.sft import pack_questions
 
 
 class WordTokenizer:
@@ -54,10 +54,16 @@ def record(i: int, image: str, question: str, answer: str) -> SftRecord:
 
 def test_packing_groups_one_question_dialogues_of_the_same_image_and_keeps_every_question():
     recs = [record(i, f"img{i % 2}.png", f"q{i}?", f"a{i}") for i in range(7)]
+    clip = [SftRecord(f"c{i}", (Message("user", f"<audio>\nq{i}?"), Message("assistant", f"a{i}")),
+                      (), (Path("snd.wav"),), ((0.0, 1.0),)) for i in range(2)]
+    other_segment = SftRecord("c9", (Message("user", "<audio>\nq9?"), Message("assistant", "a9")),
+                              (), (Path("snd.wav"),), ((1.0, 2.0),))
+    audio, _ = pack_questions(clip + [other_segment], per_dialogue=3)
+    assert sorted(len(r.messages) for r in audio) == [2, 4] and other_segment in audio
     two_turn = SftRecord("t", (Message("user", "<image>\nq?"), Message("assistant", "a"),
                                Message("user", "<image>\nr?"), Message("assistant", "b")),
                          (Path("img0.png"), Path("img1.png")), (), ())
-    packed, n = pack_image_questions(recs + [two_turn], per_dialogue=3, seed=0)
+    packed, n = pack_questions(recs + [two_turn], per_dialogue=3, seed=0)
     assert n == 7 and two_turn in packed
     dialogues = [r for r in packed if r is not two_turn]
     assert sorted(len(r.messages) // 2 for r in dialogues) == [1, 3, 3]      # img0: 4 → 3 + 1, img1: 3
@@ -76,7 +82,7 @@ def test_packing_groups_one_question_dialogues_of_the_same_image_and_keeps_every
 
 def test_packing_needs_every_turn_learned():
     with pytest.raises(ValueError, match="set learn_turns to 'all'"):
-        OmniSftDataConfig(image_questions_per_dialogue=4)
+        OmniSftDataConfig(questions_per_dialogue=4)
     with pytest.raises(ValueError, match="learn_turns must be one of"):
         OmniSftDataConfig(learn_turns="first")
-    assert OmniSftDataConfig(image_questions_per_dialogue=4, learn_turns="all").image_questions_per_dialogue == 4
+    assert OmniSftDataConfig(questions_per_dialogue=4, learn_turns="all").questions_per_dialogue == 4

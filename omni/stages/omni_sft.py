@@ -28,7 +28,7 @@ from omni.data.quality import load_checked
 from omni.models.omni_model import OmniConfig, OmniModel
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
 from omni.training.sft import (LOSS_WEIGHTINGS, DialogueDataset, collate_dialogues, fit_to_context,
-                               pack_image_questions, sft_loss, validation_loss)
+                               pack_questions, sft_loss, validation_loss)
 from omni.training.stage import command_line_overrides, default_run_dir, export_dir, resolve_tokenizer, stage_parser, world_file
 from omni.training.warm_start import PartSource, load_part
 
@@ -48,7 +48,7 @@ class OmniSftDataConfig:
     freeze: list[str] = field(default_factory=list)   # parts kept fixed, e.g. ["vision", "audio_encoder"]
     loss_weighting: str = "token"        # "token": mean over answer tokens; "dialogue": each dialogue counts once
     learn_turns: str = "last"            # "last": the last answer (the world's rule); "all": every answer
-    image_questions_per_dialogue: int = 1   # > 1: one-question image dialogues of one image packed together
+    questions_per_dialogue: int = 1       # > 1: one-question dialogues about one image/clip packed together
 
     def __post_init__(self):
         unknown = [p for p in self.freeze if p not in PARTS]
@@ -59,10 +59,10 @@ class OmniSftDataConfig:
             raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got {self.loss_weighting!r}")
         if self.learn_turns not in LEARN_TURNS:
             raise ValueError(f"learn_turns must be one of {LEARN_TURNS}, got {self.learn_turns!r}")
-        if self.image_questions_per_dialogue < 1:
-            raise ValueError(f"image_questions_per_dialogue must be ≥ 1, got {self.image_questions_per_dialogue}")
-        if self.image_questions_per_dialogue > 1 and self.learn_turns != "all":
-            raise ValueError(f"image_questions_per_dialogue {self.image_questions_per_dialogue} packs questions whose "
+        if self.questions_per_dialogue < 1:
+            raise ValueError(f"questions_per_dialogue must be ≥ 1, got {self.questions_per_dialogue}")
+        if self.questions_per_dialogue > 1 and self.learn_turns != "all":
+            raise ValueError(f"questions_per_dialogue {self.questions_per_dialogue} packs questions whose "
                              f"answers would go unlearned with learn_turns 'last'; set learn_turns to 'all'")
 
 
@@ -143,10 +143,10 @@ def main(argv=None) -> int:
     for split in ("train", "val"):
         records, report = load_checked(world_file(world, f"sft_{split}.jsonl"), "sft")
         ctx.say(f"[data] {report.summary()}")
-        if split == "train" and data_cfg.image_questions_per_dialogue > 1:
-            records, n_packed = pack_image_questions(records, data_cfg.image_questions_per_dialogue, seed=cfg.seed)
-            ctx.say(f"[data] sft_train: {n_packed:,} one-question image dialogues packed up to "
-                    f"{data_cfg.image_questions_per_dialogue} per image → {len(records):,} dialogues")
+        if split == "train" and data_cfg.questions_per_dialogue > 1:
+            records, n_packed = pack_questions(records, data_cfg.questions_per_dialogue, seed=cfg.seed)
+            ctx.say(f"[data] sft_train: {n_packed:,} one-question image/clip dialogues packed up to "
+                    f"{data_cfg.questions_per_dialogue} per medium → {len(records):,} dialogues")
         kept, lengths = fit_to_context(records, tok, model_cfg)
         ctx.say(f"[data] sft_{split}: {lengths.summary()}")
         if not kept:

@@ -82,46 +82,50 @@ class DialogueDataset:
         return load_example(self.records[i], self.tokenizer, self.image_size, learn=self.learn)
 
 
-def pack_image_questions(records: Sequence, per_dialogue: int, seed: int = 0) -> tuple[list, int]:
-    """Regroup one-question image dialogues into dialogues of up to ``per_dialogue`` questions each.
+def pack_questions(records: Sequence, per_dialogue: int, seed: int = 0) -> tuple[list, int]:
+    """Regroup one-question dialogues about one image or one clip into dialogues of up to ``per_dialogue``.
 
     A world dialogue "user: <image> q · assistant: a" spends a whole ViT pass and
-    a whole Thinker row on one or two answer tokens. Here the one-turn, one-image,
-    no-audio dialogues that share an image become one dialogue: the first user
-    turn keeps the image marker, the next ones ask the next questions of the same
-    image (order shuffled with ``seed``). Learn every turn (``learn="all"``) so
-    each answer is a target. Other dialogues pass through unchanged.
+    a whole Thinker row on one or two answer tokens. Here the one-turn dialogues
+    with a single medium (one image, or one clip and its segment) that share that
+    medium become one dialogue: the first user turn keeps the marker, the next
+    ones ask the next questions about the same medium (order shuffled with
+    ``seed``). Learn every turn (``learn="all"``) so each answer is a target.
+    Other dialogues pass through unchanged.
 
     Returns (records, how many one-question dialogues were packed).
     """
     import random
 
-    from omni.data.manifest import IMAGE_MARKER, Message
+    from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER, Message
 
     if per_dialogue < 2:
-        raise ValueError(f"pack_image_questions needs per_dialogue ≥ 2, got {per_dialogue}")
-    by_image: dict[str, list] = {}
+        raise ValueError(f"pack_questions needs per_dialogue ≥ 2, got {per_dialogue}")
+    by_medium: dict[tuple, list] = {}
     rest = []
     for r in records:
-        one_q = (len(r.images) == 1 and not r.audios and len(r.messages) == 2 and r.messages[0].role == "user"
-                 and r.messages[0].content.startswith(IMAGE_MARKER + "\n") and r.messages[0].content.count(IMAGE_MARKER) == 1)
-        (by_image.setdefault(str(r.images[0]), []) if one_q else rest).append(r)
+        key = None
+        if len(r.messages) == 2 and r.messages[0].role == "user" and len(r.images) + len(r.audios) == 1:
+            marker = IMAGE_MARKER if r.images else AUDIO_MARKER
+            content = r.messages[0].content
+            if content.startswith(marker + "\n") and content.count(IMAGE_MARKER) + content.count(AUDIO_MARKER) == 1:
+                key = ("image", str(r.images[0])) if r.images else ("audio", str(r.audios[0]), r.segments[0])
+        (by_medium.setdefault(key, []) if key else rest).append(r)
     rng = random.Random(seed)
     packed = []
-    for group in by_image.values():
+    for group in by_medium.values():
         rng.shuffle(group)
         for start in range(0, len(group), per_dialogue):
             chunk = group[start:start + per_dialogue]
-            if len(chunk) == 1:
-                packed.append(chunk[0])
-                continue
-            messages = [chunk[0].messages[0], chunk[0].messages[1]]
+            messages = list(chunk[0].messages)
             for r in chunk[1:]:
-                messages += [Message("user", r.messages[0].content[len(IMAGE_MARKER) + 1:]), r.messages[1]]
-            packed.append(replace(chunk[0], id=f"{chunk[0].id}+{len(chunk) - 1}", messages=tuple(messages)))
+                question = r.messages[0].content.split("\n", 1)[1]                 # without the marker
+                messages += [Message("user", question), r.messages[1]]
+            packed.append(chunk[0] if len(chunk) == 1 else
+                          replace(chunk[0], id=f"{chunk[0].id}+{len(chunk) - 1}", messages=tuple(messages)))
     out = rest + packed
     rng.shuffle(out)
-    return out, sum(len(g) for g in by_image.values())
+    return out, sum(len(g) for g in by_medium.values())
 
 
 def collate_dialogues(items: list[DialogueExample]) -> list[DialogueExample]:
