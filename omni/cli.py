@@ -125,6 +125,10 @@ def _add_inference(sub) -> None:
     t.add_argument("-o", "--out", required=True, help="output .wav path")
     t.add_argument("--talker", default=None, help="talker export folder (default checkpoints/talker/export)")
     t.add_argument("--codec", default=None, help="codec export folder (default checkpoints/codec/export)")
+    t.add_argument("--vocoder", default=None, choices=infer.VOCODERS,
+                   help="default: learned when its export exists, else griffin-lim (the first line says which)")
+    t.add_argument("--vocoder-ckpt", default=None,
+                   help="learned vocoder export folder (default checkpoints/vocoder/export)")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     _add_dtype(t)
     _add_compile(t)
