@@ -115,7 +115,8 @@ class VocosTiny(nn.Module):
         x = self.expand(x).view(B, T * cfg.upsample, cfg.dim)                # (B, T·U, C)
         for block in self.up_blocks:
             x = block(x)
-        log_mag, phase = self.head(self.norm_out(x)).chunk(2, dim=-1)        # each (B, T·U, n_fft/2 + 1)
+        out = self.head(self.norm_out(x)).float()                            # fp32 even under autocast: complex
+        log_mag, phase = out.chunk(2, dim=-1)                                 # each (B, T·U, n_fft/2 + 1)
         mag = torch.exp(log_mag).clamp(max=cfg.max_magnitude)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         trace.record("vocos.spec", spec, f"STFT of the wave: {cfg.upsample} sub-frames per mel frame")
