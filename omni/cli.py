@@ -164,6 +164,8 @@ def _add_eval(sub) -> None:
     e.add_argument("--decode", default=None, choices=["greedy", "beam", "both"],
                    help="audio: CTC decoder(s) to score, side by side (default both: greedy and prefix beam "
                         "search with a character 6-gram of the world's training text)")
+    e.add_argument("--max-items", type=int, default=None, metavar="N",
+                   help=f"{', '.join(eval_cmd.MAX_ITEMS_STAGES)}: only the split's first N TTS sentences")
     e.set_defaults(func=eval_cmd.cmd_eval)
 
 
