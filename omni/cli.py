@@ -125,6 +125,10 @@ def _add_inference(sub) -> None:
     t.add_argument("-o", "--out", required=True, help="output .wav path")
     t.add_argument("--talker", default=None, help="talker export folder (default checkpoints/talker/export)")
     t.add_argument("--codec", default=None, help="codec export folder (default checkpoints/codec/export)")
+    t.add_argument("--vocoder", default=None, choices=infer.VOCODERS,
+                   help="default: learned when its export exists, else griffin-lim (the first line says which)")
+    t.add_argument("--vocoder-ckpt", default=None,
+                   help="learned vocoder export folder (default checkpoints/vocoder/export)")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     _add_dtype(t)
     _add_compile(t)
@@ -160,6 +164,8 @@ def _add_eval(sub) -> None:
     e.add_argument("--decode", default=None, choices=["greedy", "beam", "both"],
                    help="audio: CTC decoder(s) to score, side by side (default both: greedy and prefix beam "
                         "search with a character 6-gram of the world's training text)")
+    e.add_argument("--max-items", type=int, default=None, metavar="N",
+                   help=f"{', '.join(eval_cmd.MAX_ITEMS_STAGES)}: only the split's first N TTS sentences")
     e.set_defaults(func=eval_cmd.cmd_eval)
 
 

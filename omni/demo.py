@@ -155,7 +155,8 @@ def run_pipelines(plan: DemoPlan) -> list[Section]:
     from omni.pipelines.chat import chat
     from omni.stages.exports import load_stage
     from omni.generation.sampling import SamplingConfig
-    from omni.pipelines.tts import speak
+    from omni.audio.griffin_lim import VocoderConfig
+    from omni.pipelines.tts import speak, vocode
     from omni.viz import image_png, mel_png
 
     out, world = plan.out, plan.world
@@ -165,6 +166,7 @@ def run_pipelines(plan: DemoPlan) -> list[Section]:
     asr = load_stage("audio", plan.export("audio"), plan.device)
     talker = load_stage("talker", plan.export("talker"), plan.device)
     codec = load_stage("codec", plan.export("codec"), plan.device)
+    vocoder = load_stage("vocoder", plan.export("vocoder"), plan.device)
     image_size = omni_sft.model.cfg.vision.image_size
     sections = []
 
@@ -227,19 +229,29 @@ def run_pipelines(plan: DemoPlan) -> list[Section]:
     row = _first(world, "tts_test.jsonl") if (world / "tts_test.jsonl").stat().st_size else \
         _first(world, "tts_train.jsonl")
     with trace.Tracer() as tr:
-        result = speak(row["text"], talker.tokenizer, talker.model, codec.model, out / "spoken.wav")
+        result = speak(row["text"], talker.tokenizer, talker.model, codec.model, out / "spoken.wav",
+                       vocoder=vocoder.model)                            # the learned vocoder
     mel_cfg = SpeechMelConfig()
-    spoken = load_audio(out / "spoken.wav")
-    mel_png(speech_mel(spoken, mel_cfg), out / "spoken_mel.png", title="spoken: speech mel, 12.5 frames/s")
-    heard_back = log_mel(spoken)
-    with torch.no_grad():
-        round_trip = asr.model.transcribe(heard_back.to(plan.device),
-                                          torch.tensor([heard_back.shape[1]], device=plan.device))[0]
+    save_audio(out / "spoken_griffin_lim.wav", vocode(result.mel, mel_cfg, VocoderConfig()))
+    original = speech_mel(load_audio(world / row["audio"]), mel_cfg)                  # (T_ref, 128)
+    spoken = {name: load_audio(out / f"{name}.wav") for name in ("spoken", "spoken_griffin_lim")}
+    panels = [original, result.mel.cpu(), *(speech_mel(w, mel_cfg) for w in spoken.values())]
+    mel_png(stacked_mels(panels, mel_cfg), out / "spoken_mel.png",
+            title="speech mels, bottom to top: original clip, Talker (RVQ decode), learned vocoder, Griffin-Lim")
+    heard = {}
+    for name, wave in spoken.items():
+        heard_back = log_mel(wave)
+        with torch.no_grad():
+            heard[name] = asr.model.transcribe(heard_back.to(plan.device),
+                                               torch.tensor([heard_back.shape[1]], device=plan.device))[0]
     sections.append(Section("Text to speech (Parts 5–6)", [
-        "[spoken.wav](spoken.wav)", "", "![spoken mel](spoken_mel.png)", "",
+        "[spoken.wav](spoken.wav) (learned vocoder) · [spoken_griffin_lim.wav](spoken_griffin_lim.wav)", "",
+        "![speech mels: original, Talker, learned vocoder, Griffin-Lim](spoken_mel.png)", "",
         f"- text: `{row['text']}`", f"- {result.codes.shape[1] - 1} frames "
-        f"({spoken.numel() / mel_cfg.sample_rate:.2f} s), stopped by {result.stop_reason}",
-        f"- heard back by the ASR model: `{round_trip}`"], _save_trace(plan, "tts", tr)))
+        f"({spoken['spoken'].numel() / mel_cfg.sample_rate:.2f} s), stopped by {result.stop_reason}",
+        f"- heard back by the ASR model (learned vocoder): `{heard['spoken']}`",
+        f"- heard back by the ASR model (Griffin-Lim): `{heard['spoken_griffin_lim']}`"],
+        _save_trace(plan, "tts", tr)))
 
     # -- MuFun dry run ----------------------------------------------------------
     tr = trace_mufun(seconds=180)
@@ -254,6 +266,18 @@ def run_pipelines(plan: DemoPlan) -> list[Section]:
                                                          "fusion.sequence", "llm.logits") if name in shapes)],
         rel))
     return sections
+
+
+def stacked_mels(mels: list, mel_cfg) -> torch.Tensor:
+    """Speech mels (T_i, F) on one time axis: each padded with silence to the longest, then stacked along
+    the frequency axis (the first at the bottom of the picture), one silent bin between them: (T_max, n·F + n − 1)."""
+    from omni.audio.speech_mel import silence_level
+
+    T = max(m.shape[0] for m in mels)
+    quiet = silence_level(mel_cfg)
+    padded = [torch.cat([m.float(), torch.full((T - m.shape[0], m.shape[1]), quiet)]) for m in mels]
+    gap = torch.full((T, 1), quiet)
+    return torch.cat([x for m in padded for x in (m, gap)][:-1], dim=1)
 
 
 # ---------------------------------------------------------------------------
@@ -320,7 +344,8 @@ def run(args: argparse.Namespace) -> int:
     say(f"[demo] report:      {report}")
     say(f"[demo] metrics:     {out / 'metrics.json'} (one object per table row)")
     say(f"[demo] checkpoints: {plan.ckpt_root}/<stage>/export")
-    say(f"[demo] sounds:      {out / 'heard.wav'}, {out / 'sound.wav'}, {out / 'spoken.wav'}")
+    say(f"[demo] sounds:      {out / 'heard.wav'}, {out / 'sound.wav'}, {out / 'spoken.wav'}, "
+        f"{out / 'spoken_griffin_lim.wav'}")
     say(f"[demo] traces:      {out / 'traces'}/")
     return 0
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by tests/test_stage_codec.py and tests/test_stage_talker.py (imported by both).
+"""Fixtures shared by tests/test_stage_codec.py, test_stage_talker.py and test_stage_vocoder.py.
 
 One small world and one codec smoke run per session: the Talker stage trains on
 that codec's codes, so the two test modules chain through these. Results are
@@ -16,6 +16,7 @@ from omni import cli
 ROOT = Path(__file__).resolve().parents[1]
 CODEC_SMOKE = ROOT / "train/configs/codec/smoke.json"
 TALKER_SMOKE = ROOT / "train/configs/talker/smoke.json"
+VOCODER_SMOKE = ROOT / "train/configs/vocoder/smoke.json"
 _CACHE: dict[str, Path] = {}
 
 
@@ -44,3 +45,12 @@ def codec_run(speech_world, tmp_path_factory) -> Path:
         train("codec", "--config", str(CODEC_SMOKE), "--data", str(speech_world), "--out", str(run))
         _CACHE["codec"] = run
     return _CACHE["codec"]
+
+
+@pytest.fixture(scope="session")
+def vocoder_run(speech_world, tmp_path_factory) -> Path:
+    if "vocoder" not in _CACHE:
+        run = tmp_path_factory.mktemp("vocoder") / "run"
+        train("vocoder", "--config", str(VOCODER_SMOKE), "--data", str(speech_world), "--out", str(run))
+        _CACHE["vocoder"] = run
+    return _CACHE["vocoder"]

@@ -70,7 +70,7 @@ def test_folder_tasks_and_stages():
     assert file_task("corpus_test.txt") == ("text", "test") and file_task("card.json") is None
     assert stages_fed(["text"]) == ["thinker"]
     assert stages_fed(["caption", "sft"]) == ["vision", "omni_sft"]
-    assert stages_fed(["tts"]) == ["codec", "talker"]
+    assert stages_fed(["tts"]) == ["codec", "vocoder", "talker"]
 
 
 # ---------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def test_folder_tasks_and_stages():
 # ---------------------------------------------------------------------------
 def test_librispeech_flac_tree(imported):
     folder, card = imported["librispeech"]
-    assert card["tasks"] == ["asr"] and card["stages"] == ["audio", "codec"]
+    assert card["tasks"] == ["asr"] and card["stages"] == ["audio", "codec", "vocoder"]
     assert counts(card, "asr") == [10, 2, 2]
     assert card["transcripts"] == {"normalised": 14, "changes": {LOWERED: 14}}
     assert card["speakers"]["count"] == 2 and card["speakers"]["names"] == ["19", "26"]
@@ -108,7 +108,7 @@ def test_ogg_stereo_48k_and_wav_float_24bit_are_converted_to_16k_mono(imported):
 
 def test_ljspeech_reads_the_normalised_column_into_tts(imported):
     folder, card = imported["ljspeech"]
-    assert card["tasks"] == ["tts"] and card["stages"] == ["codec", "talker"]
+    assert card["tasks"] == ["tts"] and card["stages"] == ["codec", "vocoder", "talker"]
     assert counts(card, "tts") == [10, 2, 3]
     texts = [r.text for s in SPLITS for r in read_manifest(folder / f"tts_{s}.jsonl", "tts")]
     assert texts and not any(re.search(r"no\. \d", t) for t in texts) and card["speakers"]["names"] == ["LJ"]

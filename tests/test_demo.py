@@ -34,7 +34,7 @@ def test_summary_says_where_things_are(demo):
     assert "| stage" in stdout and "omni_sft" in stdout
 
 
-@pytest.mark.parametrize("name", ["heard.wav", "sound.wav", "spoken.wav"])
+@pytest.mark.parametrize("name", ["heard.wav", "sound.wav", "spoken.wav", "spoken_griffin_lim.wav"])
 def test_wavs_are_16k_non_silent(demo, name):
     out, _ = demo
     wave, sr = sf.read(out / name)
@@ -46,8 +46,9 @@ def test_spoken_wav_has_one_hop_per_frame(demo):
     out, _ = demo
     report = (out / "report.md").read_text()
     frames = int(re.search(r"- (\d+) frames \(", report).group(1))
-    wave, _ = sf.read(out / "spoken.wav")
-    assert wave.size == (frames + 1) * 1280          # the zero start frame is decoded too (seed Part 5)
+    for name in ("spoken.wav", "spoken_griffin_lim.wav"):     # learned vocoder, Griffin-Lim: the same frames
+        wave, _ = sf.read(out / name)
+        assert wave.size == (frames + 1) * 1280          # the zero start frame is decoded too (seed Part 5)
 
 
 @pytest.mark.parametrize("name", ["image.png", "heard_mel.png", "sound_mel.png", "spoken_mel.png",
@@ -68,15 +69,19 @@ def test_report_links_resolve_and_sections_exist(demo):
     for title in ("Text chat", "Image question answering", "Speech recognition", "Audio question answering",
                   "Image + audio + text", "Text to speech", "MuFun"):
         assert f"## {title}" in report
-    for stage in ("thinker", "audio", "vision", "codec", "talker", "omni_sft"):
+    for stage in ("thinker", "audio", "vision", "codec", "vocoder", "talker", "omni_sft"):
         assert re.search(rf"^\| {stage} +\| ", report, re.M), f"no {stage} row in the evaluation table"
     assert "image-QA accuracy" in report and "TTS round-trip CER" in report
+    for name in ("CER, original clips", "CER, learned vocoder of the true mel", "CER, Griffin-Lim of the true mel",
+                 "CER, learned vocoder of codec(true mel)", "TTS round-trip CER, learned vocoder",
+                 "TTS round-trip CER, Griffin-Lim"):                 # the decomposition, both vocoders
+        assert re.search(rf"^\| talker +\| {re.escape(name)}", report, re.M), name
 
 
 def test_metrics_json_holds_every_table_row(demo):
     out, _ = demo
     rows = json.loads((out / "metrics.json").read_text())
-    assert {r["stage"] for r in rows} == {"thinker", "audio", "vision", "codec", "talker", "omni_sft"}
+    assert {r["stage"] for r in rows} == {"thinker", "audio", "vision", "codec", "vocoder", "talker", "omni_sft"}
     assert all(set(r) == {"stage", "metric", "value", "unit", "goal", "met"} for r in rows)
     report = (out / "report.md").read_text()
     for r in rows:

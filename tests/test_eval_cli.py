@@ -157,3 +157,17 @@ def test_eval_all_without_any_checkpoint_is_an_error(capsys, probe, tmp_path):
     rc, out, err = run(capsys, "eval", "all", "--checkpoints", tmp_path / "empty", "--data", probe["data"])
     assert rc == 1 and out == ""
     assert "no stage has a checkpoint" in err and "thinker, probe, absent" in err
+
+
+def test_max_items_goes_to_the_talker_and_vocoder_evaluations_only():
+    import argparse
+
+    from omni.commands.eval import stage_options
+
+    args = argparse.Namespace(stage="talker", decode=None, max_items=60)
+    assert stage_options("talker", args) == {"max_items": 60}
+    assert stage_options("vocoder", argparse.Namespace(stage="vocoder", decode=None, max_items=5)) == {"max_items": 5}
+    with pytest.raises(ValueError, match="--max-items limits the sentences of talker, vocoder"):
+        stage_options("codec", argparse.Namespace(stage="codec", decode=None, max_items=5))
+    assert stage_options("codec", argparse.Namespace(stage="all", decode=None, max_items=5)) == {}
+    assert stage_options("audio", argparse.Namespace(stage="audio", decode="beam", max_items=None)) == {"decode": "beam"}

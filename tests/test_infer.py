@@ -26,6 +26,7 @@ from omni.models.omni_model import OmniConfig, OmniModel
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny
 from omni.models.thinker import ThinkerConfig, ThinkerLM
+from omni.models.vocoder import VocosConfig, VocosTiny
 from omni.models.vision import VisionConfig
 from omni.pipelines import chat as chat_module
 from omni.stages.exports import MissingCheckpointError, load_stage
@@ -39,6 +40,7 @@ SENTENCES = ["the red cat sits on the old mat.", "a small dog runs in the green 
              "the blue bird sings a happy song.", "tom reads a long book by the river."]
 VOCAB = 320
 THINKER = dict(vocab_size=VOCAB, ctx_len=96, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64)
+VOCOS = VocosConfig(dim=16, intermediate=32, n_layers=1, n_up_layers=1)
 
 
 # ---------------------------------------------------------------------------
@@ -81,6 +83,7 @@ def exports(root, tokenizer):
         "omni_sft": export(OmniModel(omni_cfg), omni_cfg, root / "omni_sft", tokenizer),
         "talker": export(TalkerTiny(talker_cfg), talker_cfg, root / "talker", tokenizer),
         "codec": export(RVQ(codec_cfg), codec_cfg, root / "codec"),
+        "vocoder": export(VocosTiny(VOCOS), VOCOS, root / "vocoder"),
     }
 
 
@@ -280,6 +283,37 @@ def test_tts_writes_a_wav_of_the_printed_duration(capsys, tmp_path, exports):
     frames = wave.shape[0] // 1280 - 1                       # the start frame is decoded too
     assert 1 <= frames <= 6
     assert out.startswith(f"wrote {out_wav}: {wave.shape[0] / sr:.2f} s ({frames} frames, stopped by ")
+
+
+@pytest.mark.parametrize("choice,with_export,announced", [
+    (None, False, "[tts] vocoder: Griffin-Lim (no learned vocoder at {none}; `omni train vocoder` makes one)"),
+    (None, True, "[tts] vocoder: learned, {vocoder} (its export exists)"),
+    ("learned", True, "[tts] vocoder: learned, {vocoder} (--vocoder learned)"),
+    ("griffin-lim", True, "[tts] vocoder: Griffin-Lim (--vocoder griffin-lim)"),
+])
+def test_tts_vocoder_choice_is_announced_on_the_first_line(capsys, tmp_path, exports, choice, with_export,
+                                                           announced):
+    """Default: the learned vocoder when its export exists, Griffin-Lim otherwise; either is said first,
+    and both give Part 5's frames × 1280 samples."""
+    none = tmp_path / "no-vocoder"
+    folder = exports["vocoder"] if with_export else none
+    out_wav = tmp_path / "v.wav"
+    argv = ["tts", "the red cat", "-o", out_wav, "--talker", exports["talker"], "--codec", exports["codec"],
+            "--vocoder-ckpt", folder, "--device", "cpu"] + (["--vocoder", choice] if choice else [])
+    rc, out, err = run(capsys, *argv)
+    assert rc == 0, err
+    assert err.splitlines()[0] == announced.format(none=none, vocoder=exports["vocoder"])
+    wave, sr = sf.read(str(out_wav))
+    frames = int(out.split("(")[1].split()[0])                 # "(N frames, ..." : N generated frames
+    assert wave.shape[0] == (frames + 1) * 1280                # + the decoded start frame
+
+
+def test_tts_learned_vocoder_without_its_export_is_an_error(capsys, tmp_path, exports):
+    rc, out, err = run(capsys, "tts", "hi", "-o", tmp_path / "x.wav", "--talker", exports["talker"],
+                       "--codec", exports["codec"], "--vocoder", "learned", "--vocoder-ckpt",
+                       tmp_path / "no-vocoder", "--device", "cpu")
+    assert rc != 0 and not (tmp_path / "x.wav").exists()
+    assert f"no vocoder checkpoint: {tmp_path / 'no-vocoder'} does not exist" in err and "--vocoder-ckpt" in err
 
 
 def test_asr_transcribes_with_the_exported_model(capsys, tmp_path, media):

@@ -43,6 +43,7 @@ class VocoderConfig:
     momentum: float = 0.99      # fast Griffin-Lim; 0 gives the original algorithm
     peak: float = 0.95          # the output's largest |sample|, leaving headroom below clipping
     seed: int = 0               # random initial phase, seeded so the same mel gives the same wave
+    init: str = "random"        # initial phase: "random" (seeded) or "zero" (librosa's init=None)
 
     def __post_init__(self):
         if self.n_iter < 1:
@@ -51,6 +52,8 @@ class VocoderConfig:
             raise ValueError(f"VocoderConfig.momentum must be in [0, 1), got {self.momentum}")
         if not 0 < self.peak <= 1:
             raise ValueError(f"VocoderConfig.peak must be in (0, 1], got {self.peak}")
+        if self.init not in ("random", "zero"):
+            raise ValueError(f"VocoderConfig.init must be 'random' or 'zero', got {self.init!r}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -135,7 +138,7 @@ def mel_to_audio(mel: torch.Tensor, cfg: SpeechMelConfig = SpeechMelConfig(),
         mag = mel_to_magnitude(mel, cfg)                                          # (T, n_freqs)
         trace.record("vocoder.magnitude", mag, "STFT magnitude from the filterbank's pseudo-inverse (≥ 0)")
         gen = torch.Generator(device=mag.device).manual_seed(vcfg.seed)
-        wave = griffin_lim(mag, cfg.framing, vcfg.n_iter, vcfg.momentum, generator=gen)   # (T * hop,)
+        wave = griffin_lim(mag, cfg.framing, vcfg.n_iter, vcfg.momentum, generator=gen, init=vcfg.init)   # (T·hop,)
         assert wave.shape == (num_samples(mel.shape[0], cfg),), \
             f"Griffin-Lim gave {tuple(wave.shape)} samples for {mel.shape[0]} frames"
         if not bool(torch.isfinite(wave).all()):

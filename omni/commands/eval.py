@@ -26,6 +26,7 @@ from omni.training.precision import resolve_device
 from omni.training.stage import export_dir
 
 DEFAULT_DATA = "data/small"
+MAX_ITEMS_STAGES = ("talker", "vocoder")     # evaluations that take max_items (--max-items)
 
 
 def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, device: str,
@@ -46,15 +47,23 @@ def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, de
 
 
 def stage_options(stage: str, args) -> dict:
-    """Options of one stage's evaluation from the command line: ``--decode`` for audio only."""
+    """Options of one stage's evaluation from the command line: ``--decode`` for audio only,
+    ``--max-items`` for the stages in MAX_ITEMS_STAGES."""
+    options = {}
     decode = getattr(args, "decode", None)
-    if decode is None:
-        return {}
-    if stage == "audio":
-        return {"decode": decode}
-    if args.stage != "all":
-        raise ValueError(f"--decode chooses the audio stage's CTC decoder; the {stage} stage has none")
-    return {}
+    if decode is not None:
+        if stage == "audio":
+            options["decode"] = decode
+        elif args.stage != "all":
+            raise ValueError(f"--decode chooses the audio stage's CTC decoder; the {stage} stage has none")
+    max_items = getattr(args, "max_items", None)
+    if max_items is not None:
+        if stage in MAX_ITEMS_STAGES:
+            options["max_items"] = max_items
+        elif args.stage != "all":
+            raise ValueError(f"--max-items limits the sentences of {', '.join(MAX_ITEMS_STAGES)}; "
+                             f"the {stage} stage's evaluation takes no such limit")
+    return options
 
 
 def cmd_eval(args) -> int:

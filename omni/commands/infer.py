@@ -6,7 +6,7 @@ never an untrained model) and calls one package pipeline:
 
     omni chat     omni_sft export (OmniModel) or, with --text-only, the thinker export → omni.pipelines.chat.chat
     omni asr      audio export (ASRModel)                                            → ASRModel.transcribe
-    omni tts      talker + codec exports                                             → omni.pipelines.tts.speak
+    omni tts      talker + codec (+ vocoder) exports                                 → omni.pipelines.tts.speak
     omni mufun    local Whisper, Qwen3 and connector checkpoints                     → MuFunModel.generate
 
 The argparse wiring is in omni/cli.py; ``infer/<name>.py`` runs the same code as a script.
@@ -128,12 +128,39 @@ def cmd_asr(args) -> int:
 # ---------------------------------------------------------------------------
 # omni tts
 # ---------------------------------------------------------------------------
+VOCODERS = ("griffin-lim", "learned")       # omni tts --vocoder
+
+
+def choose_vocoder(choice: str | None, folder: str | Path | None, device) -> tuple[object, str]:
+    """(vocoder, announcement) for ``omni tts --vocoder CHOICE [--vocoder-ckpt FOLDER]``.
+
+    No choice: the learned vocoder when its export (FOLDER, default checkpoints/vocoder/export) is
+    complete, Griffin-Lim otherwise. "learned" with no export is an error naming the folder.
+    """
+    from omni.audio.griffin_lim import VocoderConfig
+    from omni.stages.exports import missing_files
+
+    if choice is not None and choice not in VOCODERS:
+        raise ValueError(f"--vocoder must be one of {', '.join(VOCODERS)}, got {choice!r}")
+    folder = Path(folder) if folder is not None else default_folder("vocoder")
+    if choice == "griffin-lim":
+        return VocoderConfig(), "[tts] vocoder: Griffin-Lim (--vocoder griffin-lim)"
+    if choice is None and missing_files("vocoder", folder):
+        return VocoderConfig(), (f"[tts] vocoder: Griffin-Lim (no learned vocoder at {folder}; "
+                                 f"`omni train vocoder` makes one)")
+    loaded = load_stage("vocoder", folder, device, flag="--vocoder-ckpt")      # strict; an error if absent
+    why = "--vocoder learned" if choice else "its export exists"
+    return loaded.model, f"[tts] vocoder: learned, {folder} ({why})"
+
+
 def cmd_tts(args) -> int:
     from omni.audio.speech_mel import SpeechMelConfig
     from omni.pipelines.tts import speak
 
-    _announce_compile(args, "omni tts")
     device = resolve_device(args.device)
+    vocoder, announcement = choose_vocoder(args.vocoder, args.vocoder_ckpt, device)
+    _say(announcement)                                      # the first line: which vocoder speaks
+    _announce_compile(args, "omni tts")
     precision, precision_name = _autocast(args, device)
     talker = load_stage("talker", args.talker or default_folder("talker"), device, flag="--talker")
     if args.compile:
@@ -141,7 +168,8 @@ def cmd_tts(args) -> int:
     codec = load_stage("codec", args.codec or default_folder("codec"), device, flag="--codec")
     mel_cfg = SpeechMelConfig()
     with precision:
-        result = speak(args.text, talker.tokenizer, talker.model, codec.model, args.out, mel_cfg=mel_cfg)
+        result = speak(args.text, talker.tokenizer, talker.model, codec.model, args.out, mel_cfg=mel_cfg,
+                       vocoder=vocoder)
     frames = result.codes.shape[1] - 1                          # the zero start frame is not generated
     print(f"wrote {args.out}: {result.wave.numel() / mel_cfg.sample_rate:.2f} s "
           f"({frames} frames, stopped by {result.stop_reason})")

@@ -25,6 +25,7 @@ STAGE_TASKS: dict[str, tuple[str, ...]] = {
     "audio": ("asr",),
     "vision": ("caption",),
     "codec": ("tts", "asr"),           # speech-mel frames of any speech
+    "vocoder": ("tts", "asr"),         # (speech mel, waveform) pairs of any speech, all voices
     "talker": ("tts",),
     "omni_sft": ("sft",),
     "mufun": ("audio_qa",),

@@ -1,29 +1,28 @@
 """Held-out evaluation of the Talker: does it say what it was asked to say?
 
     omni eval talker --ckpt checkpoints/talker/export --data data/medium --split test
-    (options: codec=checkpoints/codec/export, asr=checkpoints/audio/export, max_items=None)
+    (options: codec=, asr=, vocoder= (each defaults to the export beside the Talker's), max_items=None)
 
-For each held-out TTS sentence of the split:
+For each held-out TTS sentence of the split, the same ASR model transcribes the
+**decomposition** of the round trip, one step at a time, for each vocoder (Griffin-Lim,
+and the learned VocosTiny when its export is there):
 
-    text ──speak (omni.pipelines.tts.synthesize: Talker → RVQ decode → Griffin-Lim)──▶ wave
-        ──ASRModel.transcribe──▶ hypothesis ──normalise, CER──▶ vs. the sentence
+    original clip ──▶ vocoder(true mel) ──▶ vocoder(codec(true mel)) ──▶ vocoder(Talker codes)
+    (the ASR alone)   (what the vocoder costs)  (+ the codec: a perfect Talker)  (the TTS round trip)
 
-**TTS round-trip CER** (goal ≤ 30 % for the cpu presets) is the character error
-rate of the ASR transcript of the Talker's speech. Three ceilings are reported
-next to it, from the same ASR model: the original clip (how well the ASR hears
-the TTS voice at all), Griffin-Lim of the clip's true speech mel (what the
-vocoder alone costs), and the clip's *reference* codes through the codec and
-the vocoder (the best a perfect Talker could do with this codec). Also:
+so each step's loss is visible. **TTS round-trip CER** is the last column: goal ≤ 30 %
+with the learned vocoder, ≤ 50 % with Griffin-Lim (cpu presets). Also:
 
 * **teacher-forced code accuracy**: argmax of the base / residual logits
   given the true previous frames, over every real frame of the split;
-* **mean generated length vs. mean reference length** (frames of 80 ms), and
-  the share of sentences the stop head ended (the rest ran to Part 5's cap).
+* **mean generated length vs. mean reference length** (frames of 80 ms; goal within ±15 %),
+  and the share of sentences the stop head ended (goal ≥ 95 %; the rest ran to Part 5's cap).
 
 CER is the ASR stage's (:mod:`omni.cer`: lower case, punctuation
 → space, apostrophes inside words kept, whitespace collapsed; Σ edit distance
 / Σ reference characters), reported in %.
-``asr=None`` skips everything that needs an ASR model (stated in the output).
+``asr=None`` skips everything that needs an ASR model, ``vocoder=None`` the learned vocoder's
+rows (each stated in the output); a default vocoder export that does not exist is skipped and said.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from omni.audio.griffin_lim import VocoderConfig, mel_to_audio
+from omni.audio.griffin_lim import VocoderConfig
 from omni.audio.io import load_audio
 from omni.audio.speech_mel import SpeechMelConfig
 from omni.audio.tiny_mel import log_mel_batch
@@ -41,14 +40,18 @@ from omni.cer import cer
 from omni.evaluation.metric import Metric
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny, shift_codes, talker_loss
-from omni.pipelines.tts import check_parts, generate_codes, synthesize
+from omni.models.vocoder import VocosConfig, VocosTiny
+from omni.pipelines.tts import Vocoder, check_parts, generate_codes, vocode
 from omni.tokenizer import BPETokenizer
 from omni.training import load_exported
 from omni.training.speech import check_codec, clip_mels, pad_talker_batch, split_records, talker_items
 from omni.training.stage import sibling_export
 
 SIBLING = "sibling"     # default: the codec / ASR export next to the Talker's (ROOT/<stage>/export)
-CER_GOAL = 30.0          # %, the issue's goal for the cpu presets
+CER_GOALS = {"learned": 30.0, "griffin-lim": 50.0}   # %, round-trip goals of the cpu presets per vocoder
+STOP_GOAL = 95.0         # %, sentences the stop head must end
+LENGTH_GOAL = 15.0       # %, |mean generated − mean reference| / mean reference
+VOCODER_NAMES = {"griffin-lim": "Griffin-Lim", "learned": "learned vocoder"}
 
 
 # -- teacher forcing -----------------------------------------------------------
@@ -105,13 +108,43 @@ def transcribe(asr, waves: Sequence[torch.Tensor], batch_size: int = 16) -> list
     return out
 
 
+def learned_vocoder(vocoder: str | Path | None, ckpt: Path, device: str,
+                    say: Callable[[str], None]) -> VocosTiny | None:
+    """The learned vocoder's export: ``vocoder`` (an error if absent), the sibling of ``ckpt`` if it
+    exists (``vocoder=SIBLING``; said and skipped if not), or None (``vocoder=None``)."""
+    if vocoder is None:
+        return None
+    folder = sibling_export(ckpt, "vocoder") if vocoder == SIBLING else Path(vocoder)
+    if vocoder == SIBLING and not (folder / "config.json").is_file():
+        say(f"[talker] no learned vocoder at {folder}: its rows are skipped (train it: omni train vocoder)")
+        return None
+    return load_exported(folder, VocosTiny, VocosConfig).to(device).eval()
+
+
+def decomposition(texts: Sequence[str], clip_hyps: Sequence[str], waves: dict[str, dict[str, list]],
+                  asr, batch_size: int, n: int, split: str) -> list[Metric]:
+    """The CER rows: the originals, then per vocoder its ceiling, the codec ceiling and the round trip (with its goal).
+
+    waves[vocoder]["true mel" | "codec" | "talker"] = the waves of each sentence.
+    """
+    rows = [Metric("CER, original clips (ASR on the TTS voice)", 100 * cer(texts, clip_hyps), "%")]
+    for name, by_step in waves.items():
+        cers = {step: 100 * cer(texts, transcribe(asr, w, batch_size)) for step, w in by_step.items()}
+        goal, label = CER_GOALS[name], VOCODER_NAMES[name]
+        rows += [Metric(f"CER, {label} of the true mel (vocoder ceiling)", cers["true mel"], "%"),
+                 Metric(f"CER, {label} of codec(true mel) (reference codes: a perfect Talker)", cers["codec"], "%"),
+                 Metric(f"TTS round-trip CER, {label} ({n} {split} sentences)", cers["talker"], "%",
+                        f"≤ {goal:g} %", cers["talker"] <= goal)]
+    return rows
+
+
 def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *,
-             codec: str | Path = SIBLING, asr: str | Path | None = SIBLING, max_items: int | None = None,
-             batch_size: int = 16, say: Callable[[str], None] = print) -> list[Metric]:
+             codec: str | Path = SIBLING, asr: str | Path | None = SIBLING, vocoder: str | Path | None = SIBLING,
+             max_items: int | None = None, batch_size: int = 16, say: Callable[[str], None] = print) -> list[Metric]:
     """The exported Talker ``ckpt`` (with its tokenizer.model) on the world ``data``'s TTS ``split``.
 
-    ``codec`` and ``asr`` default to the exports beside ``ckpt`` (``ROOT/codec/export``,
-    ``ROOT/audio/export``); ``asr=None`` skips the round trip and says so.
+    ``codec``, ``asr`` and ``vocoder`` default to the exports beside ``ckpt`` (``ROOT/codec/export``,
+    ``ROOT/audio/export``, ``ROOT/vocoder/export``); ``asr=None`` skips the round trip and says so.
     """
     ckpt = Path(ckpt)
     codec = sibling_export(ckpt, "codec") if codec == SIBLING else codec
@@ -119,7 +152,7 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
     talker = load_exported(ckpt, TalkerTiny, TalkerConfig).to(device).eval()
     check_codec(ckpt, codec)
     rvq = load_exported(codec, RVQ, CodecConfig).to(device).eval()
-    mel_cfg, vocoder = SpeechMelConfig(), VocoderConfig()
+    mel_cfg = SpeechMelConfig()
     check_parts(talker.cfg, rvq.cfg, mel_cfg)
     tok_path = ckpt / "tokenizer.model"
     if not tok_path.is_file():
@@ -135,36 +168,34 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
            Metric("teacher-forced code accuracy, base", 100 * tf["acc_base"], "%"),
            Metric("teacher-forced code accuracy, residual", 100 * tf["acc_residual"], "%")]
 
-    gen_len, stopped, waves = [], 0, []
+    gen_len, stopped, talker_mels = [], 0, []
     for it in items:
-        ids = it["text"].to(device)
-        if asr is None:
-            result = generate_codes(talker, ids[None])                     # codes only: no vocoder needed
-        else:
-            result = synthesize(ids, talker, rvq, mel_cfg, vocoder)        # codes → mel → wave
-            waves.append(result.wave)
+        result = generate_codes(talker, it["text"].to(device)[None])
+        talker_mels.append(rvq.decode(result.codes)[0])                    # (1 + n, 128), start frame included
         gen_len.append(result.codes.shape[1] - 1)                          # the start frame is not generated
         stopped += result.stop_reason == "stop"
-    out += [Metric("mean generated length", sum(gen_len) / len(gen_len), "frames"),
+    mean_len, stop_share = sum(gen_len) / len(gen_len), 100 * stopped / len(items)
+    off = 100 * abs(mean_len - ref_len) / ref_len
+    out += [Metric("mean generated length", mean_len, "frames"),
             Metric("mean reference length", ref_len, "frames"),
-            Metric("sentences ended by the stop head", 100 * stopped / len(items), "%")]
+            Metric("mean generated length vs reference", off, "% off", f"≤ {LENGTH_GOAL:g} %", off <= LENGTH_GOAL),
+            Metric("sentences ended by the stop head", stop_share, "%", f"≥ {STOP_GOAL:g} %", stop_share >= STOP_GOAL)]
 
     if asr is None:
         say("[talker] asr=None: the round-trip CER needs an ASR model and was skipped")
         return out
+    vocoders: dict[str, Vocoder] = {"griffin-lim": VocoderConfig()}
+    learned = learned_vocoder(vocoder, ckpt, device, say)
+    if learned is not None:
+        vocoders = {"learned": learned, **vocoders}
+    codec_mels = [rvq.decode(it["codes"][None].to(device))[0] for it in items]
+    steps = {"true mel": [m.to(device) for m in mels], "codec": codec_mels, "talker": talker_mels}
+    waves = {name: {step: [vocode(m, mel_cfg, v) for m in ms] for step, ms in steps.items()}
+             for name, v in vocoders.items()}
     model = load_asr(asr, device)
     texts = [r.text for r in records]
-    codec_waves = [mel_to_audio(rvq.decode(it["codes"][None].to(device))[0], mel_cfg, vocoder) for it in items]
-    hyps = transcribe(model, waves, batch_size)
-    codec_hyps = transcribe(model, codec_waves, batch_size)
-    vocoder_hyps = transcribe(model, [mel_to_audio(m.to(device), mel_cfg, vocoder) for m in mels], batch_size)
+    first = next(iter(waves))
+    for text, hyp in list(zip(texts, transcribe(model, waves[first]["talker"][:3], batch_size))):
+        say(f"[talker] {text!r} → {hyp!r} ({VOCODER_NAMES[first]})")
     clip_hyps = transcribe(model, [load_audio(r.audio) for r in records], batch_size)
-    for text, hyp in list(zip(texts, hyps))[:3]:
-        say(f"[talker] {text!r} → {hyp!r}")
-    rt = 100 * cer(texts, hyps)
-    return [Metric(f"TTS round-trip CER ({len(items)} {split} sentences)", rt, "%", f"≤ {CER_GOAL:g} %",
-                   rt <= CER_GOAL),
-            Metric("CER, reference codes (codec + Griffin-Lim ceiling)", 100 * cer(texts, codec_hyps), "%"),
-            Metric("CER, Griffin-Lim of the true mel (vocoder ceiling)", 100 * cer(texts, vocoder_hyps), "%"),
-            Metric("CER, original clips (ASR on the TTS voice)", 100 * cer(texts, clip_hyps), "%"),
-            *out]
+    return [*decomposition(texts, clip_hyps, waves, model, batch_size, len(items), split), *out]

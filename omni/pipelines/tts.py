@@ -26,6 +26,7 @@ from omni.audio.io import save_audio
 from omni.audio.speech_mel import SpeechMelConfig
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny, talker_loss
+from omni.models.vocoder import VocosTiny
 from omni.nn import KVCache
 from omni.tokenizer import BPETokenizer
 
@@ -79,6 +80,21 @@ def generate_codes(talker: TalkerTiny, text_ids: torch.Tensor, max_frames: int |
     return SpeechCodes(codes, stop_reason)
 
 
+Vocoder = VocoderConfig | VocosTiny      # Griffin-Lim's settings, or the learned vocoder (omni train vocoder)
+
+
+def vocoder_name(vocoder: Vocoder) -> str:
+    """"griffin-lim" or "learned": the values of ``omni tts --vocoder``."""
+    return "learned" if isinstance(vocoder, VocosTiny) else "griffin-lim"
+
+
+def vocode(mel: torch.Tensor, mel_cfg: SpeechMelConfig, vocoder: Vocoder) -> torch.Tensor:
+    """mel (T, n_mels) → wave (T × hop,) with either vocoder: (301, 128) → (385,280,)."""
+    if isinstance(vocoder, VocosTiny):
+        return vocoder.vocode(mel, mel_cfg)
+    return mel_to_audio(mel, mel_cfg, vocoder)
+
+
 @dataclass
 class TTSResult:
     codes: torch.Tensor     # (1, 1 + n, K)
@@ -89,7 +105,7 @@ class TTSResult:
 
 @torch.no_grad()
 def synthesize(text_ids: list[int] | torch.Tensor, talker: TalkerTiny, rvq: RVQ,
-               mel_cfg: SpeechMelConfig = SpeechMelConfig(), vocoder: VocoderConfig = VocoderConfig(),
+               mel_cfg: SpeechMelConfig = SpeechMelConfig(), vocoder: Vocoder = VocoderConfig(),
                ignore_stop: bool = False) -> TTSResult:
     """text ids (N,) → codes (1, 1+n, 2) → mel (1+n, 128) → wave ((1+n) × 1280,)."""
     check_parts(talker.cfg, rvq.cfg, mel_cfg)
@@ -106,12 +122,12 @@ def synthesize(text_ids: list[int] | torch.Tensor, talker: TalkerTiny, rvq: RVQ,
     mel = rvq.decode(gen.codes)[0]                                                # (1 + n, n_mels)
     with trace.stage("rvq decode"):
         trace.record("tts.mel", mel, "one mel frame per code frame (start frame included)")
-    wave = mel_to_audio(mel, mel_cfg, vocoder)
+    wave = vocode(mel, mel_cfg, vocoder)
     return TTSResult(gen.codes, mel, wave, gen.stop_reason)
 
 
 def speak(text: str, tokenizer: BPETokenizer, talker: TalkerTiny, rvq: RVQ, out_path: str | os.PathLike,
-          mel_cfg: SpeechMelConfig = SpeechMelConfig(), vocoder: VocoderConfig = VocoderConfig()) -> TTSResult:
+          mel_cfg: SpeechMelConfig = SpeechMelConfig(), vocoder: Vocoder = VocoderConfig()) -> TTSResult:
     """The whole pipeline: text → wav file at mel_cfg.sample_rate (16 kHz)."""
     if not text.strip():
         raise ValueError("cannot speak empty text")

@@ -24,6 +24,7 @@ from omni.evaluation import omni_sft as omni_sft_eval
 from omni.evaluation import talker as talker_eval
 from omni.evaluation import thinker as thinker_eval
 from omni.evaluation import vision as vision_eval
+from omni.evaluation import vocoder as vocoder_eval
 from omni.evaluation.metric import Metric
 from omni.models.asr import ASRConfig, ASRModel
 from omni.models.contrastive import ContrastiveConfig, ContrastiveModel
@@ -31,9 +32,10 @@ from omni.models.omni_model import OmniConfig, OmniModel
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny
 from omni.models.thinker import ThinkerConfig, ThinkerLM
+from omni.models.vocoder import VocosConfig, VocosTiny
 from omni.mufun.config import MuFunConfig
 from omni.mufun.model import MuFunModel
-from omni.stages import audio, codec, mufun, omni_sft, talker, thinker, vision
+from omni.stages import audio, codec, mufun, omni_sft, talker, thinker, vision, vocoder
 from omni.training.stage import export_dir
 
 
@@ -62,6 +64,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("audio", ASRModel, ASRConfig, False, None, audio_eval.evaluate, audio.main),
     Stage("vision", ContrastiveModel, ContrastiveConfig, True, "text.vocab_size", vision_eval.evaluate, vision.main),
     Stage("codec", RVQ, CodecConfig, False, None, codec_eval.evaluate, codec.main),
+    Stage("vocoder", VocosTiny, VocosConfig, False, None, vocoder_eval.evaluate, vocoder.main),
     Stage("talker", TalkerTiny, TalkerConfig, True, "text_vocab_size", talker_eval.evaluate, talker.main),
     Stage("omni_sft", OmniModel, OmniConfig, True, "thinker.vocab_size", omni_sft_eval.evaluate, omni_sft.main),
     Stage("mufun", MuFunModel, MuFunConfig, True, "qwen3.vocab_size", mufun_eval.evaluate, mufun.main),
