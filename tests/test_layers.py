@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("omni.models", "omni.mufun"),                                              # the models
     ("omni.data", "omni.mufun.qa"),                                             # worlds, manifests, datasets
     ("omni.training", "omni.pipelines"),                                        # the loop; inference
-    ("omni.evaluation", "omni.mufun.dry_run"),                                  # held-out metrics; dry runs
+    ("omni.evaluation", "omni.dry_run"),                                        # held-out metrics; dry runs
     ("omni.stages", "omni.traces", "omni.docs_build", "omni.docs_stepthrough"),  # registries, docs builder
     ("omni.commands", "omni.demo", "omni.demo_args", "omni.cli", "omni.__main__"),
 ]

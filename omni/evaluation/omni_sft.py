@@ -7,7 +7,7 @@ as a one-turn dialogue in the SFT template (:mod:`omni.data.dialogue`)::
 
     [BOS] user: <image> what colour is the star? assistant:   → greedy generation until EOS
 
-through :func:`omni.pipelines.multimodal.generate_multimodal` (prefill once,
+through :func:`omni.pipelines.chat.generate_multimodal` (prefill once,
 then the Thinker's KV cache). The split's questions were never trained on:
 splits are decided by a hash of the item (docs/data.md).
 
@@ -55,7 +55,7 @@ from omni.cer import cer
 from omni.evaluation.metric import Metric
 from omni.images import load_image, normalize
 from omni.models.omni_model import OmniConfig, OmniModel
-from omni.pipelines.multimodal import generate_multimodal
+from omni.pipelines.chat import generate_multimodal
 from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import EOS_ID, BPETokenizer
 from omni.training import load_exported
