@@ -153,7 +153,7 @@ def run_pipelines(plan: DemoPlan) -> list[Section]:
     from omni.images import load_image
     from omni.dry_run.mufun import trace_mufun
     from omni.pipelines.chat import chat
-    from omni.stages.exports import load_stage
+    from omni.exports import load_stage
     from omni.generation.sampling import SamplingConfig
     from omni.pipelines.tts import speak
     from omni.viz import image_png, mel_png

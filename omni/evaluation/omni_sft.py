@@ -54,12 +54,13 @@ from omni.data.quality import load_checked
 from omni.cer import cer
 from omni.evaluation.metric import Metric
 from omni.images import load_image, normalize
-from omni.models.omni_model import OmniConfig, OmniModel
+from omni.models.omni_model import OmniModel
 from omni.pipelines.chat import generate_multimodal
 from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import EOS_ID, BPETokenizer
-from omni.training import load_exported
-from omni.training.stage import export_dir, world_file
+from omni.exports import load_stage
+from omni.checkpoint import export_dir
+from omni.training.stage import world_file
 
 IMAGE_QA_GOAL = 97.0          # % on the held-out split, for the cpu presets on data/medium
 IMAGE_TYPE_GOAL = 90.0        # % for every image question type
@@ -95,8 +96,8 @@ class QAResult:
 def load_omni(ckpt: str | Path, device: str = "cpu") -> tuple[OmniModel, BPETokenizer]:
     """The exported OmniModel (strict) and the tokenizer shipped with it."""
     ckpt = Path(ckpt)
-    model = load_exported(ckpt, OmniModel, OmniConfig).to(device).eval()
-    return model, BPETokenizer(ckpt / "tokenizer.model")
+    loaded = load_stage("omni_sft", ckpt, device)         # the same checks inference makes, tokenizer included
+    return loaded.model, loaded.tokenizer
 
 
 @torch.no_grad()

@@ -28,7 +28,8 @@ from omni.models.omni_model import OmniConfig, OmniModel
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
 from omni.training.sft import (LOSS_WEIGHTINGS, DialogueDataset, collate_dialogues, fit_to_context, sft_loss,
                                validation_loss)
-from omni.training.stage import command_line_overrides, default_run_dir, export_dir, resolve_tokenizer, stage_parser, world_file
+from omni.checkpoint import export_dir
+from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file
 from omni.training.warm_start import PartSource, load_part
 
 PARTS = ("vision", "audio_encoder", "proj_v", "proj_a", "thinker")     # OmniModel's children
