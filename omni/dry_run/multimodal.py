@@ -58,8 +58,9 @@ def traced_image(path: str | os.PathLike | None) -> torch.Tensor:
     """pixels (1, 3, 224, 224) from ``path`` or the example picture, recorded in the trace."""
     with trace.stage("image input"):
         pixels = (load_image(path) if path is not None else preprocess_image(example_picture()))[None]
-        return trace.record("image.pixels", pixels, f"{Path(path).name if path else 'example picture'}, "
-                            "centre square → 224 × 224, CLIP-normalised")
+        trace.record("image.pixels", pixels, f"{Path(path).name if path else 'example picture'}, "
+                     "centre square → 224 × 224, CLIP-normalised")
+    return pixels
 
 
 def traced_mel(path: str | os.PathLike | None) -> torch.Tensor:
@@ -67,7 +68,8 @@ def traced_mel(path: str | os.PathLike | None) -> torch.Tensor:
     with trace.stage("audio input"):
         if path is not None:
             return log_mel_file(path)
-        wave = trace.record("audio.wave", example_tone()[None], "1 s at 16 kHz (440 Hz tone)")
+        wave = example_tone()[None]                                                 # (1, 16000)
+        trace.record("audio.wave", wave, "1 s at 16 kHz (440 Hz tone)")
         return log_mel(wave)
 
 
@@ -85,7 +87,8 @@ def run_traced(ids: list[int], source: str, image: str | os.PathLike | None | bo
         pixels = traced_image(None if image is True else image) if image else None
         mel = traced_mel(None if audio is True else audio) if audio else None
         with trace.stage("tokenize"):
-            x = trace.record("text.ids", torch.tensor([ids]), f"[BOS] + tokens ({source})")
+            x = torch.tensor([ids])                                                 # (1, T)
+            trace.record("text.ids", x, f"[BOS] + tokens ({source})")
         fusion = model.fuse(x, pixels=pixels, mel=mel)
         logits = model.thinker(embeds=fusion.embeds)
         with trace.stage("next token"):

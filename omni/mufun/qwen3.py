@@ -17,7 +17,6 @@ State-dict names are HF's minus the ``model.`` prefix (``layers.0.self_attn.q_pr
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -102,13 +101,14 @@ class Qwen3LM(nn.Module):
                                  f"max_position_embeddings={c.max_position_embeddings}")
             mask = None if attention_mask is None else padding_mask(attention_mask, B, start, T)
             rope = self.rope(start, T, device=x.device)
-            for i, block in enumerate(self.layers):     # the trace shows block 0 in full
-                with trace.muted() if i > 0 else contextlib.nullcontext():
-                    x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)
+            for i, block in enumerate(self.layers):
+                x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)     # (B, T, hidden)
             if cache is not None:
                 cache.advance(T)
-            h = trace.record("llm.hidden", self.norm(x), f"hidden states after {c.n_layers} layers + final RMSNorm")
-            logits = trace.record("llm.logits", self.lm_head(h), "vocabulary logits")
+            h = self.norm(x)
+            trace.record("llm.hidden", h, f"hidden states after {c.n_layers} layers + final RMSNorm")
+            logits = self.lm_head(h)                                            # (B, T, V)
+            trace.record("llm.logits", logits, "vocabulary logits")
             check_finite(logits, "Qwen3 logits")
         out = (logits,)
         if labels is not None:

@@ -19,7 +19,6 @@ the output projection ``out_proj``; here they live in the shared ``GELUMLP`` and
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -98,8 +97,7 @@ class WhisperEncoder(nn.Module):
         x = x + self.embed_positions.weight.to(x.dtype)     # (B, T, C) + (T, C)
         states: list[torch.Tensor | None] = [x if 0 in keep_set else None]
         for i, layer in enumerate(self.layers):
-            with trace.muted() if i > 0 else contextlib.nullcontext():
-                x = layer(x)
+            x = layer(x)                                    # (B, T, C)
             if i == len(self.layers) - 1:
                 x = self.layer_norm(x)                      # the last index is after the final LayerNorm
             states.append(x if i + 1 in keep_set else None)
