@@ -49,7 +49,7 @@ from omni.audio.tiny_mel import LOG_FLOOR
 from omni.data.coverage import question_type
 from omni.data.dialogue import build_parts, load_mel
 from omni.data.scenes import BACKGROUND
-from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER, Message
+from omni.data.manifest import Message
 from omni.data.quality import load_checked
 from omni.cer import cer
 from omni.evaluation.metric import Metric
@@ -57,7 +57,7 @@ from omni.images import load_image, normalize
 from omni.models.omni_model import OmniModel
 from omni.pipelines.chat import generate_multimodal
 from omni.generation.sampling import SamplingConfig
-from omni.tokenizer import EOS_ID, BPETokenizer
+from omni.tokenizer import AUDIO_MARKER, EOS_ID, IMAGE_MARKER, BPETokenizer
 from omni.exports import load_stage
 from omni.checkpoint import export_dir
 from omni.training.stage import world_file

@@ -45,13 +45,11 @@ from omni import trace
 from omni.models.audio_encoder import AudioEncoderConfig, AudioEncoderTiny, output_length
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.models.vision import VisionConfig, ViTTiny
-from omni.tokenizer import BOS_ID, PAD_ID
+from omni.nn.cross_entropy import IGNORE_INDEX
+from omni.tokenizer import AUDIO_MARKER, BOS_ID, IMAGE_MARKER, PAD_ID
 
 log = logging.getLogger(__name__)
 
-IMAGE_MARKER = "<image>"
-AUDIO_MARKER = "<audio>"
-IGNORE_INDEX = -100                      # label of positions the loss skips (media, prompt, padding)
 AUDIO_POLICIES = ("error", "truncate")
 VISION_TOKENS = ("cls", "patches")      # the seed's one CLS token, or CLS + every patch token
 MEL_FRAMES_PER_TOKEN = 4                 # two stride-2 convolutions

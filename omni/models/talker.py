@@ -33,6 +33,7 @@ from torch import nn
 
 from omni import trace
 from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
+from omni.nn.cross_entropy import IGNORE_INDEX
 from omni.nn.init import init_normal
 
 
@@ -212,15 +213,15 @@ def talker_loss(talker: TalkerTiny, text_ids: torch.Tensor, codes: torch.Tensor,
         trace.record("talker.prev_codes", prev, "targets shifted right, frame 0 zeroed")
         out = talker(prev, text_ids=text_ids, text_pad_mask=text_pad_mask)
         valid = torch.arange(T, device=codes.device)[None, :] < lengths[:, None]       # (B, T)
-        targets = codes.masked_fill(~valid[..., None], -100)                           # -100: ignored
+        targets = codes.masked_fill(~valid[..., None], IGNORE_INDEX)                   # padding: ignored
         base_flat = out.base.reshape(-1, V)                                           # (B·T, V)
         res_flat = out.residual.reshape(-1, V)
         trace.record("talker.base_flat", base_flat, "base logits, flattened")
         trace.record("talker.res_flat", res_flat, "residual logits, flattened")
         trace.record("talker.base_target", targets[..., 0].reshape(-1), "base codebook targets")
         trace.record("talker.res_target", targets[..., 1].reshape(-1), "residual codebook targets")
-        ce_base = F.cross_entropy(base_flat, targets[..., 0].reshape(-1), ignore_index=-100)
-        ce_res = F.cross_entropy(res_flat, targets[..., 1].reshape(-1), ignore_index=-100)
+        ce_base = F.cross_entropy(base_flat, targets[..., 0].reshape(-1), ignore_index=IGNORE_INDEX)
+        ce_res = F.cross_entropy(res_flat, targets[..., 1].reshape(-1), ignore_index=IGNORE_INDEX)
         stop_target = (torch.arange(T, device=codes.device)[None, :] == (lengths[:, None] - 1)).float()
         bce = F.binary_cross_entropy_with_logits(out.stop[valid], stop_target[valid])
         loss = ce_base + ce_res + cfg.stop_weight * bce

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
 from omni.mufun.config import Qwen3Config
 from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
+from omni.nn.cross_entropy import IGNORE_INDEX, shifted_cross_entropy
 from omni.nn.init import init_normal
 
 HF_PREFIX = "model."          # HF: model.embed_tokens, model.layers.*, model.norm; lm_head at the top
-IGNORE_INDEX = -100           # label value that the loss skips (audio positions, prompt, padding)
 
 
 class Qwen3LM(nn.Module):
@@ -136,11 +135,8 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of predicting labels[:, t+1] from logits[:, t]; -100 labels are skipped."""
     if labels.shape != logits.shape[:2]:
         raise ValueError(f"labels {tuple(labels.shape)} do not match logits (B, T) = {tuple(logits.shape[:2])}")
-    shift_logits = logits[:, :-1].float()                    # (B, T-1, V)
-    shift_labels = labels[:, 1:]                             # (B, T-1)
-    if not bool((shift_labels != IGNORE_INDEX).any()):
+    if not bool((labels[:, 1:] != IGNORE_INDEX).any()):
         raise ValueError("every label is -100: nothing to learn from (check the prompt/answer masking)")
-    loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                           ignore_index=IGNORE_INDEX)
+    loss = shifted_cross_entropy(logits, labels)
     check_finite(loss, "Qwen3 loss")
     return loss

@@ -40,11 +40,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from omni.models.omni_model import AUDIO_MARKER, IMAGE_MARKER, Fusion, OmniModel
+from omni.models.omni_model import Fusion, OmniModel
 from omni.models.thinker import ThinkerLM
 from omni.generation.generate import GenerationResult, generate
 from omni.generation.sampling import SamplingConfig
-from omni.tokenizer import EOS_ID, BPETokenizer
+from omni.tokenizer import AUDIO_MARKER, EOS_ID, IMAGE_MARKER, BPETokenizer
 
 REPLACEMENT_CHAR = "\ufffd"     # what decoding shows for an incomplete UTF-8 byte sequence
 
