@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
-from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
+from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite, check_ids
 from omni.nn.cross_entropy import IGNORE_INDEX
 from omni.nn.init import init_normal
 
@@ -108,20 +108,14 @@ class TalkerTiny(nn.Module):
         if N > self.cfg.max_text_tokens:
             raise ValueError(f"text of {N} tokens is longer than the Talker's limit of "
                              f"max_text_tokens={self.cfg.max_text_tokens}")
-        if text_ids.device.type != "meta":
-            lo, hi = int(text_ids.min()), int(text_ids.max())
-            if lo < 0 or hi >= self.cfg.text_vocab_size:
-                raise ValueError(f"text token id {lo if lo < 0 else hi} is outside [0, {self.cfg.text_vocab_size})")
+        check_ids(text_ids, self.cfg.text_vocab_size, "text token id")
 
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, T, K) → (B, T, C): one embedding per codebook, summed."""
         K, N = self.cfg.n_codebooks, self.cfg.codebook_size
         if codes.dim() != 3 or codes.shape[-1] != K:
             raise ValueError(f"TalkerTiny expects codes (B, T, {K}), got {tuple(codes.shape)}")
-        if codes.numel() and codes.device.type != "meta":
-            lo, hi = int(codes.min()), int(codes.max())
-            if lo < 0 or hi >= N:
-                raise ValueError(f"code {lo if lo < 0 else hi} is outside the codebook [0, {N})")
+        check_ids(codes, N, "code", "the codebook")
         x = self.code_emb[0](codes[..., 0])
         for k in range(1, K):
             x = x + self.code_emb[k](codes[..., k])

@@ -23,7 +23,7 @@ from torch import nn
 
 from omni import trace
 from omni.mufun.config import Qwen3Config
-from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
+from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite, check_ids
 from omni.nn.cross_entropy import IGNORE_INDEX, shifted_cross_entropy
 from omni.nn.init import init_normal
 
@@ -64,12 +64,7 @@ class Qwen3LM(nn.Module):
             raise ValueError(f"Qwen3LM expects ids of shape (B, T), got {tuple(ids.shape)}")
         if ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"token ids must be int64/int32, got {ids.dtype}")
-        if ids.numel() and ids.device.type != "meta":
-            lo, hi = int(ids.min()), int(ids.max())
-            if lo < 0 or hi >= self.cfg.vocab_size:
-                bad = lo if lo < 0 else hi
-                hint = " (-200 is the <audio> placeholder: fuse audio first)" if bad == -200 else ""
-                raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size}){hint}")
+        check_ids(ids, self.cfg.vocab_size, hints={-200: "-200 is the <audio> placeholder: fuse audio first"})
         return self.embed_tokens(ids)
 
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
