@@ -112,12 +112,11 @@ class ThinkerLM(nn.Module):
         return h
 
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
-                cache: KVCache | None = None, return_hidden: bool = False, targets: torch.Tensor | None = None):
+                cache: KVCache | None = None, targets: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, d_model) → logits (B, T, vocab_size).
 
         With ``cache``, the T new positions start at ``cache.length`` and the
-        cache is advanced by T. ``return_hidden`` also returns the final-norm
-        hidden states (B, T, d_model).
+        cache is advanced by T. The final-norm hidden states are :meth:`hidden_states`.
 
         With ``targets`` (B, T) (ids, or ``IGNORE_INDEX`` for no target) the
         result is instead the mean next-token cross-entropy (fp32 scalar),
@@ -137,4 +136,4 @@ class ThinkerLM(nn.Module):
             trace.record("thinker.logits", logits, "vocabulary logits")
         if self.cfg.check_finite:
             check_finite(logits, "ThinkerLM logits")
-        return (logits, h) if return_hidden else logits
+        return logits

@@ -105,7 +105,9 @@ class MuFunModel(nn.Module):
                 labels: Sequence[torch.Tensor] | None = None):
         """Training/scoring pass. Returns logits (B, T, V), or (logits, loss) with labels."""
         embeds, fused_labels, _ = self.prepare_inputs(ids, audios, labels)
-        return self.llm(embeds=embeds, labels=fused_labels)
+        if labels is None:
+            return self.llm(embeds=embeds)
+        return self.llm.logits_and_loss(fused_labels, embeds=embeds)
 
     @torch.no_grad()
     def generate(self, ids: torch.Tensor, audios: Sequence[torch.Tensor], sampling: SamplingConfig | None = None,

@@ -68,13 +68,11 @@ class Qwen3LM(nn.Module):
         return self.embed_tokens(ids)
 
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
-                cache: KVCache | None = None, labels: torch.Tensor | None = None, return_hidden: bool = False,
-                attention_mask: torch.Tensor | None = None):
+                cache: KVCache | None = None, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, hidden) → logits (B, T, vocab).
 
         With ``cache`` the T new positions start at ``cache.length`` (RoPE too) and
-        the cache advances by T. With ``labels`` (B, T) returns (logits, loss):
-        next-token cross-entropy, positions labelled -100 ignored.
+        the cache advances by T. The loss is :meth:`logits_and_loss`.
         ``attention_mask`` (B, S), HF's convention (1 = token, 0 = padding) over all
         S = cached + new positions, keeps every token from attending to padding.
         """
@@ -104,12 +102,15 @@ class Qwen3LM(nn.Module):
             logits = self.lm_head(h)                                            # (B, T, V)
             trace.record("llm.logits", logits, "vocabulary logits")
             check_finite(logits, "Qwen3 logits")
-        out = (logits,)
-        if labels is not None:
-            out += (causal_lm_loss(logits, labels),)
-        if return_hidden:
-            out += (h,)
-        return out[0] if len(out) == 1 else out
+        return logits
+
+    def logits_and_loss(self, labels: torch.Tensor, ids: torch.Tensor | None = None,
+                        embeds: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`'s logits (B, T, vocab) and the next-token cross-entropy against ``labels`` (B, T),
+        positions labelled -100 ignored (:func:`causal_lm_loss`)."""
+        logits = self(ids, embeds, attention_mask=attention_mask)
+        return logits, causal_lm_loss(logits, labels)
 
 
 def padding_mask(attention_mask: torch.Tensor, B: int, start: int, T: int) -> torch.Tensor:
