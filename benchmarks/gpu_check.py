@@ -149,7 +149,7 @@ def train_row(stage: str, precision: str, args, world: Path) -> Row:
 
 def decode_row(stage: str, precision: str, args) -> Row:
     """KV-cached decoding of the exported thinker (tokens) or talker (frames) under autocast."""
-    from omni.stages.exports import load_stage
+    from omni.exports import load_stage
     from omni.generation.generate import generate
     from omni.generation.sampling import SamplingConfig
     from omni.pipelines.tts import generate_codes

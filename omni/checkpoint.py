@@ -37,6 +37,7 @@ FORMAT = 1
 CHECKPOINT_KEYS = {"format", "step", "updates", "model", "optimizer", "scheduler", "scaler", "data", "rng", "skips",
                    "best", "model_config", "model_config_class", "train_config"}   # what training_state() writes
 EXPORT_KEY = "_export"   # config.json's one non-field key: {"weights": "best"|"last", "step": ..., ...}
+CHECKPOINTS = Path("checkpoints")   # make demo's root: a stage's export is checkpoints/<stage>/export
 
 
 class CheckpointError(RuntimeError):
@@ -115,6 +116,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def tie_aliases(model: nn.Module, state: dict) -> dict:
+    """The one tied-weight rule. A weight shared by several names (``lm_head.weight`` is
+    ``tok_emb.weight`` when embeddings are tied) is stored once by safetensors and by Hugging Face;
+    return ``state`` with every missing alias of a present name added. Parameters are grouped by
+    identity, so this works on a model built on ``meta`` too."""
+    groups: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(p), []).append(name)
+    full = dict(state)
+    for names in groups.values():
+        present = [n for n in names if n in full]
+        if present and len(names) > 1:
+            for n in names:
+                full.setdefault(n, full[present[0]])
+    return full
+
+
 def check_state_dict(model: nn.Module, state: dict, source: str) -> None:
     """Raise CheckpointError listing missing, unexpected and mis-shaped keys (before any copy)."""
     own = model.state_dict()
@@ -133,9 +151,13 @@ def check_state_dict(model: nn.Module, state: dict, source: str) -> None:
         raise CheckpointError(f"{source} does not match {type(model).__name__}: " + ", ".join(parts))
 
 
-def load_model_state(model: nn.Module, state: dict, source: str) -> None:
+def load_model_state(model: nn.Module, state: dict, source: str, assign: bool = False) -> None:
+    """The one strict loader: tied aliases re-added (:func:`tie_aliases`), every key and shape checked
+    (:func:`check_state_dict`, naming ``source``), then ``load_state_dict(strict=True)``. ``assign``
+    keeps the given tensors (a model built on ``meta`` takes them as they are)."""
+    state = tie_aliases(model, state)
     check_state_dict(model, state, source)
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)
 
 
 def class_path(obj) -> str:
@@ -156,6 +178,11 @@ def check_model_config(ckpt: dict, model_config, path: str | os.PathLike) -> Non
 # ---------------------------------------------------------------------------
 # Export for inference: model.safetensors + config.json
 # ---------------------------------------------------------------------------
+def export_dir(stage: str, root: str | Path = CHECKPOINTS) -> Path:
+    """Default location of a stage's exported weights: ``checkpoints/<stage>/export``."""
+    return Path(root) / stage / "export"
+
+
 def export_safetensors(model: nn.Module, model_config, out_dir: str | os.PathLike,
                        provenance: dict | None = None) -> Path:
     """Write ``out_dir/model.safetensors`` (tied weights stored once) and ``out_dir/config.json``
@@ -244,18 +271,7 @@ def load_exported(out_dir: str | os.PathLike, model_cls: type, config_cls: type)
     except TypeError as err:
         raise CheckpointError(f"{cfg_path} does not fit {config_cls.__name__}: {err}") from err
     model = model_cls(cfg)
-    state = read_safetensors(weights)
-    # safetensors stores a tied weight once; re-add the aliases the module expects.
-    own = model.state_dict()
-    ptr_to_names: dict[int, list[str]] = {}
-    for name, t in own.items():
-        ptr_to_names.setdefault(t.data_ptr(), []).append(name)
-    for names in ptr_to_names.values():
-        present = [n for n in names if n in state]
-        if present and len(names) > 1:
-            for n in names:
-                state.setdefault(n, state[present[0]])
-    load_model_state(model, state, str(weights))
+    load_model_state(model, read_safetensors(weights), str(weights))
     return model
 
 

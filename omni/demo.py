@@ -151,9 +151,9 @@ def run_pipelines(plan: DemoPlan) -> list[Section]:
     from omni.audio.speech_mel import SpeechMelConfig, speech_mel
     from omni.audio.tiny_mel import log_mel
     from omni.images import load_image
-    from omni.mufun.dry_run import trace_mufun
+    from omni.dry_run.mufun import trace_mufun
     from omni.pipelines.chat import chat
-    from omni.stages.exports import load_stage
+    from omni.exports import load_stage
     from omni.generation.sampling import SamplingConfig
     from omni.audio.griffin_lim import VocoderConfig
     from omni.pipelines.tts import speak, vocode

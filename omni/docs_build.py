@@ -314,7 +314,7 @@ def render_page(page: Page, tr: trace.Tracer) -> str:
         out.append("")
     weights = getattr(tr, "weights", None)
     if weights:
-        from omni.mufun.dry_run import format_weights
+        from omni.dry_run.mufun import format_weights
 
         out += ["## Model weights", "", format_weights(weights), ""]
     return "\n".join(out)

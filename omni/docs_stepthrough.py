@@ -92,9 +92,8 @@ def render_step_through(traces: dict[str, trace.Tracer]) -> str:
            "records in order with their shapes. Run everything from the repository root.", "",
            "## Three ways to stop", "",
            "**1. On the line that records a tensor.** Start the dry run under pdb, set a breakpoint on a line "
-           "from the tables below (the link text is exactly what `b` takes) and continue. When the line "
-           "computes the tensor inside the call (`x = trace.record(\"...\", self.proj(x), ...)`), step over "
-           f"it with `n` first. For `{EXAMPLE}`:", "",
+           "from the tables below (the link text is exactly what `b` takes) and continue: the tensor was "
+           f"computed on the line before, into the variable the record names. For `{EXAMPLE}`:", "",
            "```", "$ python -m pdb -m omni trace text", f"(Pdb) b {example.where}",
            "(Pdb) c", "(Pdb) ll          # the function around the breakpoint",
            "(Pdb) p x.shape", size, "(Pdb) c           # on to the next stop", "```", "",
@@ -135,7 +134,7 @@ def render_step_through(traces: dict[str, trace.Tracer]) -> str:
             "raises. The trace records layer 0 only, for the first 30 s chunk, but the code runs every layer: "
             "a line breakpoint in `omni/nn/attention.py` stops in all 32 Whisper layers (for chunk 1, then "
             "again for the other chunks together) and all 36 Qwen3 layers, so stop by name (way 2, e.g. "
-            "`name == \"qwen3.layer35.attn.q\"`: the muted layers call `trace.record` too). The `as-documented` "
+            "`name == \"qwen3.layer35.attn.q\"`: the folded layers call `trace.record` too). The `as-documented` "
             "preset (`--preset as-documented`) stops at the same lines with the seeds' numbers. "
             "Page: [MuFun, full size](pipelines/mufun.md).", "",
             *breakpoint_table(traces[FULL]), ""]

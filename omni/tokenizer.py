@@ -16,6 +16,10 @@ BOS_ID = 1
 EOS_ID = 2
 UNK_ID = 3
 DEFAULT_VOCAB_SIZE = 5000
+# Where a prompt's media go: each marker in the text is replaced by that medium's embeddings
+# (omni.data.dialogue for μOmni; MuFun's "<audio>" becomes one -200 id, omni.mufun.fusion).
+IMAGE_MARKER = "<image>"
+AUDIO_MARKER = "<audio>"
 
 
 class BPETokenizer:

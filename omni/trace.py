@@ -13,6 +13,9 @@ Tensors on the ``meta`` device carry shapes but no memory, so a full-size model
     with Tracer() as tr:
         model(ids)
     print(tr.table())
+
+Models never mute themselves: a full-size dry run asks for ``Tracer(fold=True)``, which keeps layer 0
+of each stack and the first of any repeated record (the other Whisper chunks), as seed 000's table does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Sequence
@@ -31,6 +35,7 @@ BF16_BYTES = 2
 # Records say where they were made relative to this folder (the repository root, or
 # site-packages for an installed copy): "omni/models/thinker.py:123".
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LATER_LAYER = re.compile(r"\.layer[1-9][0-9]*\.")     # "qwen3.layer7.attn.q": a layer after layer 0
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Tracer:
     """Collects :class:`TraceRecord` s while active (use as a context manager)."""
 
     records: list[TraceRecord] = field(default_factory=list)
+    fold: bool = False      # drop records of layers after layer 0 and records whose name was already recorded
     _stage: str = "main"
     _prev: "Tracer | None" = None
     _muted: int = 0
@@ -78,7 +84,7 @@ class Tracer:
 
     def add(self, name: str, shape: Sequence[int], desc: str = "", where: str | None = None) -> None:
         """Append a record; ``where`` defaults to the line that called ``add``."""
-        if self._muted:
+        if self._muted or self.fold and (LATER_LAYER.search(name) or name in {r.name for r in self.records}):
             return
         shape = tuple(int(s) for s in shape)
         numel = math.prod(shape)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Callable
 
 from omni import trace
-from omni.mufun.dry_run import trace_mufun
-from omni.pipelines.audio import trace_audio
-from omni.pipelines.image import trace_image
-from omni.pipelines.multimodal import trace_multimodal
-from omni.pipelines.text import trace_text
-from omni.pipelines.tts import trace_talker_train, trace_tts
+from omni.dry_run.audio import trace_audio
+from omni.dry_run.image import trace_image
+from omni.dry_run.multimodal import trace_multimodal
+from omni.dry_run.mufun import trace_mufun
+from omni.dry_run.text import trace_text
+from omni.dry_run.tts import trace_talker_train, trace_tts
 
 # name → function returning an omni.trace.Tracer; each takes **kwargs from the command line.
 TRACE_PIPELINES: dict[str, Callable[..., trace.Tracer]] = {

@@ -6,7 +6,8 @@ import torch
 
 from omni import trace
 from omni.audio.tiny_mel import log_mel, log_mel_batch
-from omni.models.audio_encoder import AudioEncoderConfig, AudioEncoderTiny, output_length, sinusoids
+from omni.models.audio_encoder import AudioEncoderConfig, AudioEncoderTiny, output_length
+from omni.nn.positions import sinusoids
 
 
 @pytest.fixture(scope="module")

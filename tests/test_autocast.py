@@ -90,7 +90,7 @@ def qwen3():
     ids = torch.randint(0, 200, (2, 20), generator=gen(9))
     labels = ids.clone()
     labels[:, :5] = -100
-    return model, lambda m: m(ids=ids, labels=labels)[1]
+    return model, lambda m: m.logits_and_loss(labels, ids=ids)[1]
 
 
 def whisper():

@@ -22,7 +22,7 @@ from omni.cli import main
 from omni.evaluation import Metric, format_table, metrics_to_json
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.stages import STAGES
-from omni.stages.exports import load_stage
+from omni.exports import EXPORTS, load_stage
 from omni.tokenizer import BPETokenizer
 from omni.training import export_safetensors
 
@@ -68,8 +68,10 @@ def test_table_by_stage_and_json():
 # the command
 # ---------------------------------------------------------------------------
 @pytest.fixture
-def probe(tmp_path):
+def probe(tmp_path, monkeypatch):
     """Replace the registry by three stages: thinker, ``probe`` (a ThinkerLM export) and ``absent``."""
+    for name in ("probe", "absent"):                # their exports hold what the thinker's does
+        monkeypatch.setitem(EXPORTS, name, EXPORTS["thinker"])
     real = dict(STAGES)
     STAGES.clear()                                 # every consumer reads this one dict
     STAGES.update({"thinker": real["thinker"],

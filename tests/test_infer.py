@@ -29,7 +29,7 @@ from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.models.vocoder import VocosConfig, VocosTiny
 from omni.models.vision import VisionConfig
 from omni.pipelines import chat as chat_module
-from omni.stages.exports import MissingCheckpointError, load_stage
+from omni.exports import MissingCheckpointError, load_stage
 from omni.generation.generate import generate
 from omni.generation.sampling import SamplingConfig
 from omni.tokenizer import BPETokenizer

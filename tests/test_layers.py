@@ -14,12 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, ...]] = [
     ("omni", "omni.trace", "omni.progress"),                                    # the package, the tracer
     ("omni.nn", "omni.audio", "omni.images", "omni.tokenizer", "omni.cer",      # blocks and signal/text basics
-     "omni.checkpoint", "omni.viz"),
+     "omni.checkpoint", "omni.device", "omni.viz"),
     ("omni.generation",),                                                       # the decoding loop, sampling
     ("omni.models", "omni.mufun"),                                              # the models
-    ("omni.data", "omni.mufun.qa"),                                             # worlds, manifests, datasets
+    ("omni.data", "omni.mufun.qa", "omni.exports"),                             # worlds, manifests, datasets; exports
     ("omni.training", "omni.pipelines"),                                        # the loop; inference
-    ("omni.evaluation", "omni.mufun.dry_run"),                                  # held-out metrics; dry runs
+    ("omni.evaluation", "omni.dry_run"),                                        # held-out metrics; dry runs
     ("omni.stages", "omni.traces", "omni.docs_build", "omni.docs_stepthrough"),  # registries, docs builder
     ("omni.commands", "omni.demo", "omni.demo_args", "omni.cli", "omni.__main__"),
 ]

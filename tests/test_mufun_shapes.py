@@ -13,7 +13,7 @@ import torch
 from omni.audio.whisper_mel import N_FRAMES
 from omni.mufun.audio import audio_token_count
 from omni.mufun.config import mufun_config
-from omni.mufun.dry_run import NEW_TOKENS, SEED_PROMPT_IDS, trace_mufun
+from omni.dry_run.mufun import NEW_TOKENS, SEED_PROMPT_IDS, trace_mufun
 from omni.mufun.fusion import AUDIO_TOKEN_INDEX, FusionError
 from omni.mufun.model import MuFunModel
 from omni.trace import Tracer, format_bytes

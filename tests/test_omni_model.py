@@ -15,10 +15,11 @@ from omni.models.audio_encoder import AudioEncoderConfig
 from omni.models.omni_model import IGNORE_INDEX, OmniConfig, OmniModel
 from omni.models.thinker import ThinkerConfig
 from omni.models.vision import VisionConfig
-from omni.pipelines import audio as audio_pipe
-from omni.pipelines import image as image_pipe
-from omni.pipelines import multimodal as mm_pipe
+from omni.dry_run import audio as audio_pipe
+from omni.dry_run import image as image_pipe
+from omni.dry_run import multimodal as mm_pipe
 from omni.generation.sampling import SamplingConfig
+from omni.pipelines.chat import generate_multimodal
 from omni.tokenizer import BOS_ID, PAD_ID, BPETokenizer
 
 
@@ -251,8 +252,8 @@ def test_multimodal_generation_with_cache_equals_uncached_greedy(model):
     with torch.no_grad():
         f = model.fuse(torch.tensor([mm_pipe.SEED_EXAMPLE_IDS]), pixels=pixels(11), mel=mel(12))
     sampling = SamplingConfig(max_new_tokens=12)
-    cached = mm_pipe.generate_multimodal(model, f, sampling, eos_id=None, return_logits=True)
-    plain = mm_pipe.generate_multimodal(model, f, sampling, eos_id=None, use_cache=False, return_logits=True)
+    cached = generate_multimodal(model, f, sampling, eos_id=None, return_logits=True)
+    plain = generate_multimodal(model, f, sampling, eos_id=None, use_cache=False, return_logits=True)
     assert cached.tokens.shape == (1, 12)
     assert torch.equal(cached.tokens, plain.tokens)
     for a, b in zip(cached.step_logits, plain.step_logits):
@@ -266,7 +267,7 @@ def test_prefill_happens_once(model):
     with torch.no_grad():
         f = model.fuse(torch.tensor([audio_pipe.SEED_EXAMPLE_IDS]), mel=mel(13))
     with trace.Tracer() as tr:
-        mm_pipe.generate_multimodal(model, f, SamplingConfig(max_new_tokens=4), eos_id=None)
+        generate_multimodal(model, f, SamplingConfig(max_new_tokens=4), eos_id=None)
     assert tr.shapes("generate.prefill") == [(1, 30)]
     assert tr.shapes("thinker.embed") == [(1, 1, 256)]        # the one decode step shown in full
 

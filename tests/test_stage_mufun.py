@@ -10,7 +10,7 @@ from omni.mufun.config import MuFunConfig, build_tiny_mufun_config
 from omni.mufun.fusion import AUDIO_TOKEN_INDEX
 from omni.mufun.model import MuFunModel
 from omni.mufun.qa import MusicQADataset, QwenTokenizer, SharedBPE, collate_qa, prompt_ids
-from omni.mufun.qwen3 import IGNORE_INDEX
+from omni.nn.cross_entropy import IGNORE_INDEX
 from omni.tokenizer import BOS_ID, EOS_ID, BPETokenizer
 from omni.training import TrainConfig, load_exported, load_preset, read_metrics
 from omni.checkpoint import export_safetensors

@@ -6,7 +6,7 @@ import torch
 
 from omni import trace
 from omni.models.thinker import ThinkerConfig, ThinkerLM
-from omni.pipelines.text import SEED_EXAMPLE_IDS, trace_text
+from omni.dry_run.text import SEED_EXAMPLE_IDS, trace_text
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from omni.training import (CheckpointError, TrainConfig, export_safetensors, loa
                            read_checkpoint, read_metrics)
 from omni import checkpoint as ckpt_io
 from omni.training.optim import WarmupCosine
-from omni.training.precision import Precision, resolve_device, resolve_precision
+from omni.device import resolve_device, resolve_precision
+from omni.training.precision import Precision
 from training_toy import Toy, ToyConfig, run, toy_config
 
 

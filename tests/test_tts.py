@@ -11,7 +11,8 @@ from omni.cli import main
 from omni.traces import TRACE_PIPELINES
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny
-from omni.pipelines.tts import SEED_TTS_TEXT, speak, synthesize, trace_talker_train, trace_tts
+from omni.dry_run.tts import SEED_TTS_TEXT, trace_talker_train, trace_tts
+from omni.pipelines.tts import speak, synthesize
 from omni.tokenizer import BPETokenizer
 
 

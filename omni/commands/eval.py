@@ -6,7 +6,7 @@
 
 A stage's evaluation is ``evaluate(ckpt, data, split, device) -> list[Metric]``, the function its entry in
 :data:`omni.stages.STAGES` names (``omni/evaluation/<stage>.py``). Before it is called, the checkpoint folder
-is checked (:func:`omni.stages.exports.check_folder`), so a missing one
+is checked (:func:`omni.exports.check_folder`), so a missing one
 is reported the same way for every stage. ``all`` evaluates every stage whose
 export is complete and names each one it skips, with the files it lacks.
 Whatever an evaluation prints while it runs goes to stderr: stdout holds only
@@ -21,9 +21,9 @@ from pathlib import Path
 
 from omni.evaluation import Metric, format_table, metrics_to_json
 from omni.stages import STAGES, stage
-from omni.stages.exports import check_folder, missing_files
-from omni.training.precision import resolve_device
-from omni.training.stage import export_dir
+from omni.exports import check_folder, missing_files
+from omni.device import resolve_device
+from omni.checkpoint import export_dir
 
 DEFAULT_DATA = "data/small"
 MAX_ITEMS_STAGES = ("talker", "vocoder")     # evaluations that take max_items (--max-items)
@@ -32,8 +32,9 @@ MAX_ITEMS_STAGES = ("talker", "vocoder")     # evaluations that take max_items (
 def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, device: str,
                    **options) -> list[Metric]:
     """``options`` go to the stage's ``evaluate`` as keywords (e.g. ``decode`` for audio)."""
-    evaluate = stage(name).evaluate                 # an unknown stage is reported before anything is read
-    ckpt = check_folder(name, ckpt)
+    entry = stage(name)                             # an unknown stage is reported before anything is read
+    evaluate = entry.evaluate
+    ckpt = check_folder(name, ckpt, export=entry.export)
     data = Path(data)
     if not data.is_dir():
         raise FileNotFoundError(f"evaluation data {data} not found: build it with "
@@ -82,7 +83,7 @@ def cmd_eval(args) -> int:
     skipped: dict[str, str] = {}
     for stage in STAGES:
         folder = export_dir(stage, args.checkpoints)
-        missing = missing_files(stage, folder)
+        missing = missing_files(stage, folder, STAGES[stage].export)
         if missing:
             skipped[stage] = (f"{folder} does not exist" if not folder.exists()
                               else f"{folder} lacks {', '.join(missing)}")

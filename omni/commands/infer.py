@@ -1,6 +1,6 @@
 """The inference commands: ``omni chat``, ``omni asr``, ``omni tts`` and ``omni mufun``.
 
-Each loads trained weights strictly (:func:`omni.stages.exports.load_stage`:
+Each loads trained weights strictly (:func:`omni.exports.load_stage`:
 a missing or mismatched checkpoint is an error naming the folder and files,
 never an untrained model) and calls one package pipeline:
 
@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from omni.nn.compiled import compile_announcement, compile_blocks
-from omni.stages.exports import default_folder, load_stage
+from omni.exports import default_folder, load_stage
 from omni.generation.sampling import SamplingConfig
-from omni.training.precision import resolve_device, resolve_precision
+from omni.device import resolve_device, resolve_precision
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}   # --dtype
 

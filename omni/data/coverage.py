@@ -22,7 +22,7 @@ import re
 from collections import Counter
 
 from omni.data.language import SCENE_COLOURS, SCENE_SHAPES
-from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER
+from omni.tokenizer import AUDIO_MARKER, IMAGE_MARKER
 
 COLUMN_PHRASES = ("on the left", "in the middle", "on the right")
 SHORT_ANSWER_WORDS = 2          # answers of at most this many words are classes every split must share

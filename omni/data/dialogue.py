@@ -35,8 +35,8 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER, Message, SftRecord
-from omni.tokenizer import BOS_ID, EOS_ID
+from omni.data.manifest import Message, SftRecord
+from omni.tokenizer import AUDIO_MARKER, BOS_ID, EOS_ID, IMAGE_MARKER
 
 SYSTEM_PREFIX = "system: "
 USER_PREFIX = "user: "

@@ -23,8 +23,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-IMAGE_MARKER = "<image>"
-AUDIO_MARKER = "<audio>"
+from omni.tokenizer import AUDIO_MARKER, IMAGE_MARKER  # noqa: F401  (manifests carry them)
+
 ROLES = ("system", "user", "assistant")
 
 

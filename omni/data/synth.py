@@ -32,10 +32,10 @@ from omni.data import music, scenes, speech
 from omni.data.card import write_card
 from omni.data.coverage import check_coverage
 from omni.data.language import text_dialogue, world_grammar
-from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER, dumps_row
+from omni.data.manifest import dumps_row
 from omni.data.quality import ctc_min_frames, encoder_frames
 from omni.progress import progress_bar
-from omni.tokenizer import CharVocab
+from omni.tokenizer import AUDIO_MARKER, IMAGE_MARKER, CharVocab
 
 GENERATOR_VERSION = "omni-synth-3"      # 3: 20 ASR training voices, 3 held-out ones, wider rate/pitch grid, medium speech ×2
                                         # 2: every image question in sft (was two per image)

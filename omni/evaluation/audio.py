@@ -37,10 +37,9 @@ from omni.data.manifest import read_manifest
 from omni.data.quality import load_checked
 from omni.cer import cer, wer
 from omni.evaluation.metric import Metric
-from omni.models.asr import ASRConfig, ASRModel
 from omni.models.ctc_decode import BeamConfig, CharNgramLM, beam_decode, greedy_decode
 from omni.tokenizer import CharVocab
-from omni.training import load_exported
+from omni.exports import load_stage
 from omni.training.ctc import SpeechClips, transcribe_clips
 from omni.training.stage import world_file
 
@@ -101,7 +100,7 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", b
     if decode not in DECODES:
         raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
     data = Path(data)
-    model = load_exported(ckpt, ASRModel, ASRConfig).to(device).eval()
+    model = load_stage("audio", ckpt, device).model
     train_speakers = {r.speaker for r in read_manifest(world_file(data, "asr_train.jsonl"), "asr")}
     records, report = load_checked(world_file(data, f"asr_{split}.jsonl"), "asr", threshold=bad_data_threshold)
     records = records[:max_clips]

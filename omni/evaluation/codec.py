@@ -28,8 +28,8 @@ import torch
 
 from omni.audio.speech_mel import SpeechMelConfig
 from omni.evaluation.metric import Metric
-from omni.models.rvq import RVQ, CodecConfig, code_counts, perplexity, reconstruction_metrics
-from omni.training import load_exported
+from omni.models.rvq import RVQ, code_counts, perplexity, reconstruction_metrics
+from omni.exports import load_stage
 from omni.training.speech import SPEECH_TASKS, clip_mels, split_records
 from omni.training.stage import world_file
 
@@ -69,7 +69,7 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
     say = kw.pop("say", print)
     if kw:
         raise TypeError(f"omni.evaluation.codec.evaluate got unknown options {sorted(kw)}")
-    rvq = load_exported(ckpt, RVQ, CodecConfig).to(device).eval()
+    rvq = load_stage("codec", ckpt, device).model
     world_file(data, "card.json")                  # a clear error if this is not a world folder
     per_task = {task: split_frames(data, split, [task], say=say) for task in SPEECH_TASKS
                 if (Path(data) / f"{task}_{split}.jsonl").is_file()}

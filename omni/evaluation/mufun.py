@@ -20,12 +20,12 @@ import torch
 from omni.data.quality import load_checked
 from omni.evaluation.metric import Metric
 from omni.evaluation.omni_sft import QAResult, normalize_answer
-from omni.mufun.config import MuFunConfig
 from omni.mufun.model import MuFunModel
 from omni.mufun.qa import load_qa_tokenizer, prompt_ids, record_mels
 from omni.generation.sampling import SamplingConfig
-from omni.training import load_exported
-from omni.training.stage import export_dir, world_file
+from omni.exports import load_stage
+from omni.checkpoint import export_dir
+from omni.training.stage import world_file
 
 MAX_NEW_TOKENS = 16
 
@@ -57,7 +57,8 @@ def evaluate(ckpt: Path = export_dir("mufun"), data: Path = Path("data/medium"),
     if kw:
         raise TypeError(f"mufun evaluate got unknown options {sorted(kw)}; it takes limit, max_new_tokens")
     ckpt = Path(ckpt)
-    model = load_exported(ckpt, MuFunModel, MuFunConfig).to(device).eval()
+    loaded = load_stage("mufun", ckpt, device)            # the same checks inference makes, tokenizer included
+    model = loaded.model
     tok = load_qa_tokenizer(ckpt)
     records, _ = load_checked(world_file(data, f"audio_qa_{split}.jsonl"), "audio_qa")
     result = music_qa_accuracy(model, tok, records[:limit], max_new_tokens)

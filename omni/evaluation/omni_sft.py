@@ -7,7 +7,7 @@ as a one-turn dialogue in the SFT template (:mod:`omni.data.dialogue`)::
 
     [BOS] user: <image> what colour is the star? assistant:   → greedy generation until EOS
 
-through :func:`omni.pipelines.multimodal.generate_multimodal` (prefill once,
+through :func:`omni.pipelines.chat.generate_multimodal` (prefill once,
 then the Thinker's KV cache). The split's questions were never trained on:
 splits are decided by a hash of the item (docs/data.md).
 
@@ -49,17 +49,18 @@ from omni.audio.tiny_mel import LOG_FLOOR
 from omni.data.coverage import question_type
 from omni.data.dialogue import build_parts, load_mel
 from omni.data.scenes import BACKGROUND
-from omni.data.manifest import AUDIO_MARKER, IMAGE_MARKER, Message
+from omni.data.manifest import Message
 from omni.data.quality import load_checked
 from omni.cer import cer
 from omni.evaluation.metric import Metric
 from omni.images import load_image, normalize
-from omni.models.omni_model import OmniConfig, OmniModel
-from omni.pipelines.multimodal import generate_multimodal
+from omni.models.omni_model import OmniModel
+from omni.pipelines.chat import generate_multimodal
 from omni.generation.sampling import SamplingConfig
-from omni.tokenizer import EOS_ID, BPETokenizer
-from omni.training import load_exported
-from omni.training.stage import export_dir, world_file
+from omni.tokenizer import AUDIO_MARKER, EOS_ID, IMAGE_MARKER, BPETokenizer
+from omni.exports import load_stage
+from omni.checkpoint import export_dir
+from omni.training.stage import world_file
 
 IMAGE_QA_GOAL = 97.0          # % on the held-out split, for the cpu presets on data/medium
 IMAGE_TYPE_GOAL = 90.0        # % for every image question type
@@ -95,8 +96,8 @@ class QAResult:
 def load_omni(ckpt: str | Path, device: str = "cpu") -> tuple[OmniModel, BPETokenizer]:
     """The exported OmniModel (strict) and the tokenizer shipped with it."""
     ckpt = Path(ckpt)
-    model = load_exported(ckpt, OmniModel, OmniConfig).to(device).eval()
-    return model, BPETokenizer(ckpt / "tokenizer.model")
+    loaded = load_stage("omni_sft", ckpt, device)         # the same checks inference makes, tokenizer included
+    return loaded.model, loaded.tokenizer
 
 
 @torch.no_grad()

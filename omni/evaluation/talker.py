@@ -38,12 +38,10 @@ from omni.audio.speech_mel import SpeechMelConfig
 from omni.audio.tiny_mel import log_mel_batch
 from omni.cer import cer
 from omni.evaluation.metric import Metric
-from omni.models.rvq import RVQ, CodecConfig
-from omni.models.talker import TalkerConfig, TalkerTiny, shift_codes, talker_loss
-from omni.models.vocoder import VocosConfig, VocosTiny
+from omni.exports import load_stage
+from omni.models.talker import TalkerTiny, shift_codes, talker_loss
+from omni.models.vocoder import VocosTiny
 from omni.pipelines.tts import Vocoder, check_parts, generate_codes, vocode
-from omni.tokenizer import BPETokenizer
-from omni.training import load_exported
 from omni.training.speech import check_codec, clip_mels, pad_talker_batch, split_records, talker_items
 from omni.training.stage import sibling_export
 
@@ -92,9 +90,7 @@ def load_asr(asr_dir: str | Path, device: str):
     if not (asr_dir / "config.json").is_file():
         raise FileNotFoundError(f"no ASR model at {asr_dir} (config.json missing): train the audio stage "
                                 f"(omni train audio), pass asr=DIR, or asr=None to skip the round trip")
-    from omni.models.asr import ASRConfig, ASRModel
-
-    return load_exported(asr_dir, ASRModel, ASRConfig).to(device).eval()
+    return load_stage("audio", asr_dir, device, flag="asr=DIR").model
 
 
 @torch.no_grad()
@@ -118,7 +114,7 @@ def learned_vocoder(vocoder: str | Path | None, ckpt: Path, device: str,
     if vocoder == SIBLING and not (folder / "config.json").is_file():
         say(f"[talker] no learned vocoder at {folder}: its rows are skipped (train it: omni train vocoder)")
         return None
-    return load_exported(folder, VocosTiny, VocosConfig).to(device).eval()
+    return load_stage("vocoder", folder, device, flag="vocoder=DIR").model
 
 
 def decomposition(texts: Sequence[str], clip_hyps: Sequence[str], waves: dict[str, dict[str, list]],
@@ -149,15 +145,12 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
     ckpt = Path(ckpt)
     codec = sibling_export(ckpt, "codec") if codec == SIBLING else codec
     asr = sibling_export(ckpt, "audio") if asr == SIBLING else asr
-    talker = load_exported(ckpt, TalkerTiny, TalkerConfig).to(device).eval()
+    loaded = load_stage("talker", ckpt, device)           # the same checks inference makes, tokenizer included
+    talker, tok = loaded.model, loaded.tokenizer
     check_codec(ckpt, codec)
-    rvq = load_exported(codec, RVQ, CodecConfig).to(device).eval()
+    rvq = load_stage("codec", codec, device, flag="codec=DIR").model
     mel_cfg = SpeechMelConfig()
     check_parts(talker.cfg, rvq.cfg, mel_cfg)
-    tok_path = ckpt / "tokenizer.model"
-    if not tok_path.is_file():
-        raise FileNotFoundError(f"{tok_path} not found: a Talker export ships the tokenizer it was trained with")
-    tok = BPETokenizer(tok_path)
     records = split_records(data, ["tts"], split, say)[:max_items]
     mels = clip_mels(records, mel_cfg)
     items = talker_items(records, mels, rvq, tok, talker.cfg.max_text_tokens, talker.cfg.max_frames)

@@ -30,9 +30,7 @@ from pathlib import Path
 import torch
 
 from omni.evaluation.metric import Metric
-from omni.models.thinker import ThinkerConfig, ThinkerLM
-from omni.tokenizer import BPETokenizer
-from omni.training import load_exported
+from omni.exports import load_stage
 from omni.training.lm import bits_per_char, count_chars, encode_lines
 from omni.training.stage import world_file
 
@@ -59,11 +57,8 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", b
              max_lines: int | None = None) -> list[Metric]:
     """Bits per character of the exported ThinkerLM on ``data/corpus_<split>.txt``, next to the floor."""
     ckpt, data = Path(ckpt), Path(data)
-    model = load_exported(ckpt, ThinkerLM, ThinkerConfig).to(device).eval()
-    tok_path = ckpt / "tokenizer.model"
-    if not tok_path.is_file():
-        raise FileNotFoundError(f"{tok_path} not found: a thinker export ships its tokenizer (train/thinker.py)")
-    tok = BPETokenizer(tok_path)
+    loaded = load_stage("thinker", ckpt, device)          # the same checks inference makes, tokenizer included
+    model, tok = loaded.model, loaded.tokenizer
     corpus = world_file(data, f"corpus_{split}.txt")
     lines = [ln.strip() for ln in corpus.read_text(encoding="utf-8").splitlines() if ln.strip()][:max_lines]
     if not lines:

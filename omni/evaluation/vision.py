@@ -22,9 +22,7 @@ import torch
 
 from omni.data.quality import load_checked
 from omni.evaluation.metric import Metric
-from omni.models.contrastive import ContrastiveConfig, ContrastiveModel
-from omni.tokenizer import BPETokenizer
-from omni.training import load_exported
+from omni.exports import load_stage
 from omni.training.contrastive import CaptionImages, distinct_captions, retrieval_top1
 from omni.training.stage import world_file
 
@@ -36,15 +34,13 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", n
              batch_size: int = 50, bad_data_threshold: float = 0.01) -> list[Metric]:
     """Retrieval top-1 of the exported ContrastiveModel among ``n`` distinct-caption images of ``split``."""
     ckpt, data = Path(ckpt), Path(data)
-    model = load_exported(ckpt, ContrastiveModel, ContrastiveConfig).to(device).eval()
-    tok_path = ckpt / "tokenizer.model"
-    if not tok_path.is_file():
-        raise FileNotFoundError(f"{tok_path} not found: a vision export ships its tokenizer (train/vision.py)")
+    loaded = load_stage("vision", ckpt, device)           # the same checks inference makes, tokenizer included
+    model = loaded.model
     records, report = load_checked(world_file(data, f"caption_{split}.jsonl"), "caption", threshold=bad_data_threshold)
     chosen = distinct_captions(records, n)
     if len(chosen) < 2:
         raise ValueError(f"{data}/caption_{split}.jsonl has {len(chosen)} distinct caption(s); retrieval needs ≥ 2")
-    pairs = CaptionImages(chosen, BPETokenizer(tok_path), model.cfg.text.ctx_len, model.cfg.vision.image_size)
+    pairs = CaptionImages(chosen, loaded.tokenizer, model.cfg.text.ctx_len, model.cfg.vision.image_size)
     scores = retrieval_top1(model, pairs, batch_size)
     k = len(chosen)
     return [

@@ -27,9 +27,9 @@ from omni.audio.speech_mel import SpeechMelConfig, num_samples
 from omni.cer import cer
 from omni.evaluation.metric import Metric
 from omni.evaluation.talker import SIBLING, load_asr, transcribe
-from omni.models.vocoder import VocosConfig, VocosTiny, vocoder_loss
+from omni.exports import load_stage
+from omni.models.vocoder import vocoder_loss
 from omni.pipelines.tts import vocode
-from omni.training import load_exported
 from omni.training.speech import clip_mels, split_records
 from omni.training.stage import sibling_export
 
@@ -42,7 +42,7 @@ def evaluate(ckpt: Path, data: Path, split: str = "test", device: str = "cpu", *
     """The exported vocoder ``ckpt`` on the world ``data``'s TTS ``split`` (see the module docstring)."""
     ckpt = Path(ckpt)
     asr = sibling_export(ckpt, "audio") if asr == SIBLING else asr
-    model = load_exported(ckpt, VocosTiny, VocosConfig).to(device).eval()
+    model = load_stage("vocoder", ckpt, device).model
     mel_cfg = SpeechMelConfig()
     records = split_records(data, ["tts"], split, say)[:max_items]
     mels = clip_mels(records, mel_cfg)                                          # each (T_i, 128)

@@ -23,7 +23,6 @@ encoder has no maximum clip length of its own; the audio-token limit lives in
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +32,7 @@ from torch import nn
 
 from omni import trace
 from omni.nn import Block, check_finite
+from omni.nn.positions import sinusoids
 
 CONV_KERNEL, CONV_STRIDE, CONV_PADDING = 3, 2, 1
 
@@ -86,14 +86,6 @@ def output_length(n_frames: int | torch.Tensor) -> int | torch.Tensor:
     elif n_frames < 1:
         raise ValueError(f"frame count must be ≥ 1, got {n_frames}")
     return _conv_out(_conv_out(n_frames))
-
-
-def sinusoids(length: int, dim: int, max_timescale: float = 10000.0) -> torch.Tensor:
-    """Whisper's fixed positional table (length, dim): sin on the first half, cos on the second."""
-    inc = math.log(max_timescale) / (dim // 2 - 1)
-    inv = torch.exp(-inc * torch.arange(dim // 2, dtype=torch.float32))
-    t = torch.arange(length, dtype=torch.float32)[:, None] * inv[None, :]       # (length, dim/2)
-    return torch.cat([t.sin(), t.cos()], dim=1)
 
 
 def frame_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:

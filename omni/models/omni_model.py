@@ -45,13 +45,11 @@ from omni import trace
 from omni.models.audio_encoder import AudioEncoderConfig, AudioEncoderTiny, output_length
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.models.vision import VisionConfig, ViTTiny
-from omni.tokenizer import BOS_ID, PAD_ID
+from omni.nn.cross_entropy import IGNORE_INDEX
+from omni.tokenizer import AUDIO_MARKER, BOS_ID, IMAGE_MARKER, PAD_ID
 
 log = logging.getLogger(__name__)
 
-IMAGE_MARKER = "<image>"
-AUDIO_MARKER = "<audio>"
-IGNORE_INDEX = -100                      # label of positions the loss skips (media, prompt, padding)
 AUDIO_POLICIES = ("error", "truncate")
 VISION_TOKENS = ("cls", "patches")      # the seed's one CLS token, or CLS + every patch token
 MEL_FRAMES_PER_TOKEN = 4                 # two stride-2 convolutions
@@ -166,7 +164,9 @@ class OmniModel(nn.Module):
         with trace.stage("vision"):
             cls, patches = self.vision(pixels)                                      # (B, 1, 128), (B, N, 128)
             tokens = cls if self.cfg.vision_tokens == "cls" else torch.cat([cls, patches], dim=1)
-            return trace.record("proj_v", self.proj_v(tokens), "image token(s) in the Thinker's space")
+            y = self.proj_v(tokens)                                                 # (B, image_tokens, d_model)
+            trace.record("proj_v", y, "image token(s) in the Thinker's space")
+        return y
 
     def audio_token_count(self, n_frames: int, policy: str | None = None, what: str = "audio clip") -> int:
         """Tokens a clip of ``n_frames`` mel frames will give after the policy (raises under "error")."""
@@ -197,7 +197,9 @@ class OmniModel(nn.Module):
             mel = mel[:, :keep]
         with trace.stage("audio encoder"):
             x = self.audio_encoder(mel)                                             # (B, n, 192)
-            return trace.record("proj_a", self.proj_a(x), "audio tokens in the Thinker's space")
+            y = self.proj_a(x)                                                      # (B, n, d_model)
+            trace.record("proj_a", y, "audio tokens in the Thinker's space")
+        return y
 
     def encode_audio_batch(self, mels: Sequence[torch.Tensor], policy: str | None = None) -> list[torch.Tensor]:
         """Clips of different lengths, each mel (F_i, 128) → their tokens, each (n_i, d_model), from one
@@ -262,8 +264,9 @@ class OmniModel(nn.Module):
         encoded = list(encoded) if encoded is not None else None
         for i, ((kind, x), n) in enumerate(zip(parts, counts)):
             if kind == "text":
+                e = self.thinker.embed(x)                                           # (B, n, d_model)
                 with trace.stage("fusion"):
-                    e = trace.record("text.embeds", self.thinker.embed(x), "text token embeddings")
+                    trace.record("text.embeds", e, "text token embeddings")
                 tid = x.long()
             else:
                 if encoded is not None:
@@ -278,9 +281,9 @@ class OmniModel(nn.Module):
             ids.append(tid)
             segments.append(Segment(kind, start, n))
             start += n
+        fused = torch.cat(embeds, dim=1)                                            # (B, T, d_model)
         with trace.stage("fusion"):
-            fused = trace.record("fusion.embeds", torch.cat(embeds, dim=1), " + ".join(
-                f"{s.kind} {s.length}" for s in segments))                     # (B, T, d_model)
+            trace.record("fusion.embeds", fused, " + ".join(f"{s.kind} {s.length}" for s in segments))
         return Fusion(fused, torch.cat(ids, dim=1), segments)
 
     def fuse(self, ids: torch.Tensor, pixels: torch.Tensor | None = None, mel: torch.Tensor | None = None,

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
+from omni.nn.checks import check_ids
 
 
 @dataclass
@@ -106,10 +107,7 @@ class RVQ(nn.Module):
         K, N = self.cfg.n_codebooks, self.cfg.codebook_size
         if codes.dim() != 3 or codes.shape[-1] != K:
             raise ValueError(f"RVQ.decode expects codes (B, T, {K}), got {tuple(codes.shape)}")
-        if codes.numel() and codes.device.type != "meta":
-            lo, hi = int(codes.min()), int(codes.max())
-            if lo < 0 or hi >= N:
-                raise ValueError(f"code {lo if lo < 0 else hi} is outside the codebook [0, {N})")
+        check_ids(codes, N, "code", "the codebook")
         with trace.stage("rvq decode"):
             trace.record("rvq.decode.codes", codes, "code indices")
             mel = F.embedding(codes[..., 0], self.codebooks[0])                # (B, T, D)

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
-from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
+from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite, check_ids
+from omni.nn.cross_entropy import IGNORE_INDEX
 from omni.nn.init import init_normal
 
 
@@ -107,20 +108,14 @@ class TalkerTiny(nn.Module):
         if N > self.cfg.max_text_tokens:
             raise ValueError(f"text of {N} tokens is longer than the Talker's limit of "
                              f"max_text_tokens={self.cfg.max_text_tokens}")
-        if text_ids.device.type != "meta":
-            lo, hi = int(text_ids.min()), int(text_ids.max())
-            if lo < 0 or hi >= self.cfg.text_vocab_size:
-                raise ValueError(f"text token id {lo if lo < 0 else hi} is outside [0, {self.cfg.text_vocab_size})")
+        check_ids(text_ids, self.cfg.text_vocab_size, "text token id")
 
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, T, K) → (B, T, C): one embedding per codebook, summed."""
         K, N = self.cfg.n_codebooks, self.cfg.codebook_size
         if codes.dim() != 3 or codes.shape[-1] != K:
             raise ValueError(f"TalkerTiny expects codes (B, T, {K}), got {tuple(codes.shape)}")
-        if codes.numel() and codes.device.type != "meta":
-            lo, hi = int(codes.min()), int(codes.max())
-            if lo < 0 or hi >= N:
-                raise ValueError(f"code {lo if lo < 0 else hi} is outside the codebook [0, {N})")
+        check_ids(codes, N, "code", "the codebook")
         x = self.code_emb[0](codes[..., 0])
         for k in range(1, K):
             x = x + self.code_emb[k](codes[..., k])
@@ -212,15 +207,15 @@ def talker_loss(talker: TalkerTiny, text_ids: torch.Tensor, codes: torch.Tensor,
         trace.record("talker.prev_codes", prev, "targets shifted right, frame 0 zeroed")
         out = talker(prev, text_ids=text_ids, text_pad_mask=text_pad_mask)
         valid = torch.arange(T, device=codes.device)[None, :] < lengths[:, None]       # (B, T)
-        targets = codes.masked_fill(~valid[..., None], -100)                           # -100: ignored
+        targets = codes.masked_fill(~valid[..., None], IGNORE_INDEX)                   # padding: ignored
         base_flat = out.base.reshape(-1, V)                                           # (B·T, V)
         res_flat = out.residual.reshape(-1, V)
         trace.record("talker.base_flat", base_flat, "base logits, flattened")
         trace.record("talker.res_flat", res_flat, "residual logits, flattened")
         trace.record("talker.base_target", targets[..., 0].reshape(-1), "base codebook targets")
         trace.record("talker.res_target", targets[..., 1].reshape(-1), "residual codebook targets")
-        ce_base = F.cross_entropy(base_flat, targets[..., 0].reshape(-1), ignore_index=-100)
-        ce_res = F.cross_entropy(res_flat, targets[..., 1].reshape(-1), ignore_index=-100)
+        ce_base = F.cross_entropy(base_flat, targets[..., 0].reshape(-1), ignore_index=IGNORE_INDEX)
+        ce_res = F.cross_entropy(res_flat, targets[..., 1].reshape(-1), ignore_index=IGNORE_INDEX)
         stop_target = (torch.arange(T, device=codes.device)[None, :] == (lengths[:, None] - 1)).float()
         bce = F.binary_cross_entropy_with_logits(out.stop[valid], stop_target[valid])
         loss = ce_base + ce_res + cfg.stop_weight * bce

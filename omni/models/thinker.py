@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from omni import trace
-from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
+from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite, check_ids
 from omni.nn.cross_entropy import linear_cross_entropy
 from omni.nn.init import init_normal
 
@@ -74,11 +74,7 @@ class ThinkerLM(nn.Module):
             raise ValueError(f"ThinkerLM expects ids of shape (B, T), got {tuple(ids.shape)}")
         if ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"token ids must be int64/int32, got {ids.dtype}")
-        if ids.numel() and ids.device.type != "meta":
-            lo, hi = (int(v) for v in torch.aminmax(ids))
-            if lo < 0 or hi >= self.cfg.vocab_size:
-                bad = lo if lo < 0 else hi
-                raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")
+        check_ids(ids, self.cfg.vocab_size)
         return self.tok_emb(ids)
 
     def hidden_states(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
@@ -116,12 +112,11 @@ class ThinkerLM(nn.Module):
         return h
 
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
-                cache: KVCache | None = None, return_hidden: bool = False, targets: torch.Tensor | None = None):
+                cache: KVCache | None = None, targets: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, d_model) → logits (B, T, vocab_size).
 
         With ``cache``, the T new positions start at ``cache.length`` and the
-        cache is advanced by T. ``return_hidden`` also returns the final-norm
-        hidden states (B, T, d_model).
+        cache is advanced by T. The final-norm hidden states are :meth:`hidden_states`.
 
         With ``targets`` (B, T) (ids, or ``IGNORE_INDEX`` for no target) the
         result is instead the mean next-token cross-entropy (fp32 scalar),
@@ -141,4 +136,4 @@ class ThinkerLM(nn.Module):
             trace.record("thinker.logits", logits, "vocabulary logits")
         if self.cfg.check_finite:
             check_finite(logits, "ThinkerLM logits")
-        return (logits, h) if return_hidden else logits
+        return logits

@@ -113,4 +113,5 @@ def pool_and_concat(states: list[torch.Tensor | None], layers: tuple[int, ...], 
     pooled = stacked.view(len(layers), B, T // stride, stride, C).mean(dim=3)       # (L, B, T/s, C)
     trace.record("features.pooled", pooled, f"each of {len(layers)} layers average-pooled by {stride}")
     features = torch.cat(list(pooled), dim=-1)                                      # (B, T/s, L·C)
-    return trace.record("features.concat", features, f"{len(layers)} layers concatenated on channels")
+    trace.record("features.concat", features, f"{len(layers)} layers concatenated on channels")
+    return features

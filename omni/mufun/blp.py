@@ -33,7 +33,10 @@ class BLPConnector(nn.Module):
         assert x.shape[-1] == self.cfg.in_dim, \
             f"BLP connector expects features (..., {self.cfg.in_dim}), got {tuple(x.shape)}"
         with trace.stage("connector"):
-            h = trace.record("connector.linear1", self.linear1(x), f"Linear 1: {self.cfg.in_dim} → {self.cfg.hidden_dim}")
-            h = trace.record("connector.gelu", F.gelu(h), "GELU (exact), shape unchanged")
-            return trace.record("connector.linear2", self.linear2(h),
-                                f"Linear 2: {self.cfg.hidden_dim} → {self.cfg.llm_dim} (decoder width)")
+            h = self.linear1(x)                                             # (..., N, hidden_dim)
+            trace.record("connector.linear1", h, f"Linear 1: {self.cfg.in_dim} → {self.cfg.hidden_dim}")
+            h = F.gelu(h)
+            trace.record("connector.gelu", h, "GELU (exact), shape unchanged")
+            y = self.linear2(h)                                             # (..., N, llm_dim)
+            trace.record("connector.linear2", y, f"Linear 2: {self.cfg.hidden_dim} → {self.cfg.llm_dim} (decoder width)")
+        return y

@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 import torch
 
 from omni import trace
-from omni.mufun.qwen3 import IGNORE_INDEX
+from omni.nn.cross_entropy import IGNORE_INDEX
+from omni.tokenizer import AUDIO_MARKER
 
-AUDIO_MARKER = "<audio>"
 AUDIO_TOKEN_INDEX = -200     # placeholder id of one <audio> marker in the id stream
 
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from torch import nn
 
 from omni.mufun.blp import BLPConnector
 from omni.mufun.config import ConnectorConfig, MuFunConfig, Qwen3Config, WhisperConfig
@@ -34,7 +33,7 @@ from omni.mufun.model import MuFunModel
 from omni.mufun.qwen3 import HF_PREFIX, Qwen3LM
 from omni.mufun.whisper import HF_RENAMES, WhisperEncoder
 from omni.nn import RotaryEmbedding
-from omni.checkpoint import CheckpointError, read_json_object, read_safetensors
+from omni.checkpoint import CheckpointError, load_model_state, read_json_object, read_safetensors
 
 WHISPER_PREFIX = "model.encoder."
 CONNECTOR_PREFIXES = ("connector._connector.", "")     # MuFun's full-model prefix, or bare
@@ -122,32 +121,6 @@ def qwen3_config_from_hf(cfg: dict, where: str = "qwen3") -> Qwen3Config:
                        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)))  # Qwen3Config's default
 
 
-# -- strict state-dict loading ------------------------------------------------------------
-def strict_load(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
-                optional: tuple[str, ...] = ()) -> None:
-    """Load ``state`` into ``module`` (built on any device, ``meta`` included) or raise naming every
-    missing, unexpected and mis-shaped key. ``optional`` keys may be absent (tied weights)."""
-    expected = {k: v.shape for k, v in module.state_dict().items()}
-    missing = sorted(k for k in expected if k not in state and k not in optional)
-    unexpected = sorted(k for k in state if k not in expected)
-    misshaped = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k])}"
-                       for k in state if k in expected and state[k].shape != expected[k])
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if misshaped:
-        problems.append(f"mis-shaped keys {misshaped}")
-    if problems:
-        raise CheckpointError(f"{source} does not match {type(module).__name__}: " + "; ".join(problems))
-    full = dict(state)
-    for k in optional:
-        if k not in full:
-            full[k] = module.state_dict()[k]
-    module.load_state_dict(full, strict=True, assign=True)
-
-
 def whisper_state_from_hf(state: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """HF keys → ours: pick ``model.encoder.*`` (or a bare encoder) and apply :data:`HF_RENAMES`."""
     if any(k.startswith(WHISPER_PREFIX) for k in state):
@@ -174,7 +147,7 @@ def load_whisper(folder: str | os.PathLike, dtype: torch.dtype | None = None, de
     with torch.device("meta"):
         model = WhisperEncoder(cfg)
     state = _cast(whisper_state_from_hf(read_safetensors_folder(folder), str(folder)), dtype, device)
-    strict_load(model, state, source=f"Whisper checkpoint {folder}")
+    load_model_state(model, state, f"Whisper checkpoint {folder}", assign=True)
     model.embed_positions.requires_grad_(False)
     return model
 
@@ -186,12 +159,12 @@ def load_qwen3(folder: str | os.PathLike, dtype: torch.dtype | None = None, devi
         model = Qwen3LM(cfg, ctx_len=ctx_len)
     raw = read_safetensors_folder(folder)
     state = {(k[len(HF_PREFIX):] if k.startswith(HF_PREFIX) else k): v for k, v in raw.items()}
-    optional = ("lm_head.weight",) if cfg.tie_word_embeddings else ()
     if cfg.tie_word_embeddings and "lm_head.weight" in state:
         if not torch.equal(state["lm_head.weight"], state.get("embed_tokens.weight", torch.empty(0))):
             raise CheckpointError(f"{folder}: tie_word_embeddings is true but lm_head.weight differs from embed_tokens")
         del state["lm_head.weight"]
-    strict_load(model, _cast(state, dtype, device), source=f"Qwen3 checkpoint {folder}", optional=optional)
+    # a tied lm_head.weight is embed_tokens.weight: load_model_state re-adds it (omni.checkpoint.tie_aliases)
+    load_model_state(model, _cast(state, dtype, device), f"Qwen3 checkpoint {folder}", assign=True)
     if cfg.tie_word_embeddings:
         model.lm_head.weight = model.embed_tokens.weight          # re-tie after assign
     model.rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta).to(device)   # non-persistent buffer: rebuild
@@ -211,7 +184,7 @@ def load_connector(path: str | os.PathLike, cfg: ConnectorConfig, dtype: torch.d
     state = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in raw.items()}
     with torch.device("meta"):
         model = BLPConnector(cfg)
-    strict_load(model, _cast(state, dtype, device), source=f"connector file {path}")
+    load_model_state(model, _cast(state, dtype, device), f"connector file {path}", assign=True)
     return model
 
 

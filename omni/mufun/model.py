@@ -13,7 +13,6 @@ positions are never trained (fixed in Whisper and in HF).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Sequence
 
 import torch
@@ -67,10 +66,9 @@ class MuFunModel(nn.Module):
         bounds = list(zip(starts, starts[1:] + [N]))
         out = []
         with trace.stage("whisper"):
-            for g, (i, j) in enumerate(bounds):
-                with trace.muted() if g > 0 else contextlib.nullcontext():
-                    states = self.whisper(mels[i:j].to(self._whisper_dtype()), keep=self.cfg.feature_layers)
-                    out.append(pool_and_concat(states, self.cfg.feature_layers, self.cfg.pool_stride))
+            for i, j in bounds:
+                states = self.whisper(mels[i:j].to(self._whisper_dtype()), keep=self.cfg.feature_layers)
+                out.append(pool_and_concat(states, self.cfg.feature_layers, self.cfg.pool_stride))
         return torch.cat(out)                                                       # (N, tokens, 4C)
 
     def embed_audio(self, mels: torch.Tensor, chunk_batch: int | None = None) -> torch.Tensor:
@@ -107,7 +105,9 @@ class MuFunModel(nn.Module):
                 labels: Sequence[torch.Tensor] | None = None):
         """Training/scoring pass. Returns logits (B, T, V), or (logits, loss) with labels."""
         embeds, fused_labels, _ = self.prepare_inputs(ids, audios, labels)
-        return self.llm(embeds=embeds, labels=fused_labels)
+        if labels is None:
+            return self.llm(embeds=embeds)
+        return self.llm.logits_and_loss(fused_labels, embeds=embeds)
 
     @torch.no_grad()
     def generate(self, ids: torch.Tensor, audios: Sequence[torch.Tensor], sampling: SamplingConfig | None = None,

@@ -66,7 +66,8 @@ class QwenTokenizer:
     """A real Qwen tokenizer folder (``tokenizer.json``) through the ``tokenizers`` package; no network."""
 
     def __init__(self, folder: str | os.PathLike):
-        from omni.mufun.loading import CheckpointError, load_tokenizer
+        from omni.checkpoint import CheckpointError
+        from omni.mufun.loading import load_tokenizer
 
         self.tok = load_tokenizer(folder)
         self.path = Path(folder)

@@ -17,19 +17,17 @@ State-dict names are HF's minus the ``model.`` prefix (``layers.0.self_attn.q_pr
 
 from __future__ import annotations
 
-import contextlib
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from omni import trace
 from omni.mufun.config import Qwen3Config
-from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite
+from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite, check_ids
+from omni.nn.cross_entropy import IGNORE_INDEX, shifted_cross_entropy
 from omni.nn.init import init_normal
 
 HF_PREFIX = "model."          # HF: model.embed_tokens, model.layers.*, model.norm; lm_head at the top
-IGNORE_INDEX = -100           # label value that the loss skips (audio positions, prompt, padding)
 
 
 class Qwen3LM(nn.Module):
@@ -66,22 +64,15 @@ class Qwen3LM(nn.Module):
             raise ValueError(f"Qwen3LM expects ids of shape (B, T), got {tuple(ids.shape)}")
         if ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"token ids must be int64/int32, got {ids.dtype}")
-        if ids.numel() and ids.device.type != "meta":
-            lo, hi = int(ids.min()), int(ids.max())
-            if lo < 0 or hi >= self.cfg.vocab_size:
-                bad = lo if lo < 0 else hi
-                hint = " (-200 is the <audio> placeholder: fuse audio first)" if bad == -200 else ""
-                raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size}){hint}")
+        check_ids(ids, self.cfg.vocab_size, hints={-200: "-200 is the <audio> placeholder: fuse audio first"})
         return self.embed_tokens(ids)
 
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
-                cache: KVCache | None = None, labels: torch.Tensor | None = None, return_hidden: bool = False,
-                attention_mask: torch.Tensor | None = None):
+                cache: KVCache | None = None, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, hidden) → logits (B, T, vocab).
 
         With ``cache`` the T new positions start at ``cache.length`` (RoPE too) and
-        the cache advances by T. With ``labels`` (B, T) returns (logits, loss):
-        next-token cross-entropy, positions labelled -100 ignored.
+        the cache advances by T. The loss is :meth:`logits_and_loss`.
         ``attention_mask`` (B, S), HF's convention (1 = token, 0 = padding) over all
         S = cached + new positions, keeps every token from attending to padding.
         """
@@ -102,20 +93,24 @@ class Qwen3LM(nn.Module):
                                  f"max_position_embeddings={c.max_position_embeddings}")
             mask = None if attention_mask is None else padding_mask(attention_mask, B, start, T)
             rope = self.rope(start, T, device=x.device)
-            for i, block in enumerate(self.layers):     # the trace shows block 0 in full
-                with trace.muted() if i > 0 else contextlib.nullcontext():
-                    x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)
+            for i, block in enumerate(self.layers):
+                x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)     # (B, T, hidden)
             if cache is not None:
                 cache.advance(T)
-            h = trace.record("llm.hidden", self.norm(x), f"hidden states after {c.n_layers} layers + final RMSNorm")
-            logits = trace.record("llm.logits", self.lm_head(h), "vocabulary logits")
+            h = self.norm(x)
+            trace.record("llm.hidden", h, f"hidden states after {c.n_layers} layers + final RMSNorm")
+            logits = self.lm_head(h)                                            # (B, T, V)
+            trace.record("llm.logits", logits, "vocabulary logits")
             check_finite(logits, "Qwen3 logits")
-        out = (logits,)
-        if labels is not None:
-            out += (causal_lm_loss(logits, labels),)
-        if return_hidden:
-            out += (h,)
-        return out[0] if len(out) == 1 else out
+        return logits
+
+    def logits_and_loss(self, labels: torch.Tensor, ids: torch.Tensor | None = None,
+                        embeds: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`'s logits (B, T, vocab) and the next-token cross-entropy against ``labels`` (B, T),
+        positions labelled -100 ignored (:func:`causal_lm_loss`)."""
+        logits = self(ids, embeds, attention_mask=attention_mask)
+        return logits, causal_lm_loss(logits, labels)
 
 
 def padding_mask(attention_mask: torch.Tensor, B: int, start: int, T: int) -> torch.Tensor:
@@ -136,11 +131,8 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of predicting labels[:, t+1] from logits[:, t]; -100 labels are skipped."""
     if labels.shape != logits.shape[:2]:
         raise ValueError(f"labels {tuple(labels.shape)} do not match logits (B, T) = {tuple(logits.shape[:2])}")
-    shift_logits = logits[:, :-1].float()                    # (B, T-1, V)
-    shift_labels = labels[:, 1:]                             # (B, T-1)
-    if not bool((shift_labels != IGNORE_INDEX).any()):
+    if not bool((labels[:, 1:] != IGNORE_INDEX).any()):
         raise ValueError("every label is -100: nothing to learn from (check the prompt/answer masking)")
-    loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                           ignore_index=IGNORE_INDEX)
+    loss = shifted_cross_entropy(logits, labels)
     check_finite(loss, "Qwen3 loss")
     return loss

@@ -19,8 +19,6 @@ the output projection ``out_proj``; here they live in the shared ``GELUMLP`` and
 
 from __future__ import annotations
 
-import contextlib
-import math
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +28,7 @@ from omni import trace
 from omni.mufun.config import WhisperConfig
 from omni.nn.attention import Attention
 from omni.nn.mlp import GELUMLP
+from omni.nn.positions import sinusoids
 
 # HF WhisperEncoder key fragment → ours (applied inside each layer's keys).
 HF_RENAMES = {
@@ -37,14 +36,6 @@ HF_RENAMES = {
     "fc1.": "mlp.fc1.",
     "fc2.": "mlp.fc2.",
 }
-
-
-def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
-    """Whisper's fixed positional table (length, channels): sin in the first half, cos in the second."""
-    log_timescale_increment = math.log(max_timescale) / (channels // 2 - 1)
-    inv_timescales = torch.exp(-log_timescale_increment * torch.arange(channels // 2, dtype=torch.float32))
-    scaled_time = torch.arange(length, dtype=torch.float32)[:, None] * inv_timescales[None, :]   # (length, C/2)
-    return torch.cat([scaled_time.sin(), scaled_time.cos()], dim=1)
 
 
 class WhisperEncoderLayer(nn.Module):
@@ -98,8 +89,7 @@ class WhisperEncoder(nn.Module):
         x = x + self.embed_positions.weight.to(x.dtype)     # (B, T, C) + (T, C)
         states: list[torch.Tensor | None] = [x if 0 in keep_set else None]
         for i, layer in enumerate(self.layers):
-            with trace.muted() if i > 0 else contextlib.nullcontext():
-                x = layer(x)
+            x = layer(x)                                    # (B, T, C)
             if i == len(self.layers) - 1:
                 x = self.layer_norm(x)                      # the last index is after the final LayerNorm
             states.append(x if i + 1 in keep_set else None)

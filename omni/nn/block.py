@@ -43,4 +43,5 @@ class Block(nn.Module):
         """x: (B, T, C) → (B, T, C)."""
         x = x + self.self_attn(self.input_layernorm(x), rope=rope, cache=cache, layer=layer, attn_mask=attn_mask)
         x = x + self.mlp(self.post_attention_layernorm(x))
-        return trace.record(f"{self.name}.out", x, "block output")
+        trace.record(f"{self.name}.out", x, "block output")
+        return x

@@ -1,5 +1,6 @@
-"""The numerical check the seed documents (seed 004, "Numerical Stability & Safety Checks"): called where
-a model hands a tensor on (logits, embeddings), never after every layer."""
+"""The checks the seed documents (seed 004, "Numerical Stability & Safety Checks"), made where a model
+receives ids (:func:`check_ids`) or hands a tensor on (:func:`check_finite`: logits, embeddings), never
+after every layer."""
 
 from __future__ import annotations
 
@@ -22,3 +23,16 @@ def check_finite(x: torch.Tensor, what: str) -> None:
             return
         raise RuntimeError(f"{what} are not finite: {n_nan} NaN and {n_inf} Inf of {x.numel()} values "
                            f"(shape {tuple(x.shape)})")
+
+
+def check_ids(ids: torch.Tensor, size: int, what: str = "token id", table: str = "the vocabulary",
+              hints: dict[int, str] | None = None) -> None:
+    """Raise ValueError naming an id of ``ids`` outside ``table`` [0, ``size``) (skipped on meta or
+    when empty); ``hints`` adds a sentence for a known bad id (MuFun's -200 audio placeholder)."""
+    if ids.numel() == 0 or ids.device.type == "meta":
+        return
+    lo, hi = (int(v) for v in torch.aminmax(ids))
+    if lo < 0 or hi >= size:
+        bad = lo if lo < 0 else hi
+        hint = f" ({hints[bad]})" if hints and bad in hints else ""
+        raise ValueError(f"{what} {bad} is outside {table} [0, {size}){hint}")

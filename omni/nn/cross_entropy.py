@@ -20,7 +20,18 @@ from __future__ import annotations
 
 import torch
 
-IGNORE_INDEX = -100      # torch's default ignore_index (F.cross_entropy)
+IGNORE_INDEX = -100      # torch's default ignore_index (F.cross_entropy): media, prompt and padding positions
+
+
+def shifted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy in fp32: labels[:, 1:] predicted from logits[:, :-1], IGNORE_INDEX skipped.
+
+    logits : (B, T, V), labels : (B, T). Callers check first that some label is not ignored.
+    """
+    shift_logits = logits[:, :-1].float()                                      # (B, T-1, V)
+    shift_labels = labels[:, 1:]                                               # (B, T-1)
+    return torch.nn.functional.cross_entropy(shift_logits.flatten(0, 1), shift_labels.flatten(),
+                                             ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

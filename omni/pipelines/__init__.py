@@ -1,1 +1,4 @@
-"""Inference pipelines (text, image, audio, multimodal, TTS) and sampling."""
+"""Inference with trained weights: ``chat`` (text, image, audio → text) and ``tts`` (text → wave).
+
+The same paths traced on random weights are the dry runs, :mod:`omni.dry_run`.
+"""

@@ -40,12 +40,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from omni.models.omni_model import AUDIO_MARKER, IMAGE_MARKER, OmniModel
+from omni.models.omni_model import Fusion, OmniModel
 from omni.models.thinker import ThinkerLM
-from omni.generation.generate import generate
-from omni.pipelines.multimodal import generate_multimodal
+from omni.generation.generate import GenerationResult, generate
 from omni.generation.sampling import SamplingConfig
-from omni.tokenizer import EOS_ID, BPETokenizer
+from omni.tokenizer import AUDIO_MARKER, EOS_ID, IMAGE_MARKER, BPETokenizer
 
 REPLACEMENT_CHAR = "\ufffd"     # what decoding shows for an incomplete UTF-8 byte sequence
 
@@ -87,6 +86,14 @@ class ChatResult:
     stop_reason: str        # "eos", "max_new_tokens" or "ctx_len"
     prompt: str             # the prompt as fused, markers included
     layout: str             # e.g. "image 1 + audio 25 + text 9"
+
+
+def generate_multimodal(model: OmniModel, fusion: Fusion, sampling: SamplingConfig | None = None,
+                        eos_id: int | None = EOS_ID, use_cache: bool = True, **kwargs) -> GenerationResult:
+    """Continue a fused prompt: the embeddings go through the Thinker once (prefill), then
+    one token per step with the KV cache (``use_cache=False`` re-runs everything: the reference)."""
+    return generate(model.thinker, embeds=fusion.embeds, sampling=sampling, eos_id=eos_id,
+                    use_cache=use_cache, **kwargs)
 
 
 def with_markers(question: str, n_images: int, n_audios: int) -> str:

@@ -1,14 +1,12 @@
-"""Seed 004, Parts 5 and 6: text-to-speech, and the Talker's training step, as traced dry runs.
+"""Seed 004, Part 5: text-to-speech with a trained Talker and codec.
 
     text ──BPE──▶ ids (1, 10) ──cap max(50, min(1000, 30 × 10)) = 300 frames
         ──TalkerTiny + KV cache: (1, 1, 2) → (1, 2, 2) → … → (1, 301, 2)
         ──RVQ decode──▶ (301, 128) ──Griffin-Lim──▶ (385,280,) @ 16 kHz ──▶ .wav
 
-    mel (2, 50, 128) ──RVQ encode──▶ codes (2, 50, 2) ──shift──▶ (2, 50, 2)
-        ──TalkerTiny──▶ (2, 50, 128) × 2 ──▶ (100, 128) vs (100,) ──▶ loss
-
 As in the seed, the start frame (codes 0, 0) is part of the decoded sequence:
-301 code frames → 301 mel frames → 301 × 1280 samples.
+301 code frames → 301 mel frames → 301 × 1280 samples. The same path on random weights, and the
+Talker's training step (Part 6), are traced in :mod:`omni.dry_run.tts`.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -25,15 +22,10 @@ from omni.audio.griffin_lim import VocoderConfig, mel_to_audio
 from omni.audio.io import save_audio
 from omni.audio.speech_mel import SpeechMelConfig
 from omni.models.rvq import RVQ, CodecConfig
-from omni.models.talker import TalkerConfig, TalkerTiny, talker_loss
+from omni.models.talker import TalkerConfig, TalkerTiny
 from omni.models.vocoder import VocosTiny
 from omni.nn import KVCache
 from omni.tokenizer import BPETokenizer
-
-# The seed's example (Part 5, Step 1): "This is a test of text to speech." as 10 token ids.
-SEED_TTS_TEXT = "This is a test of text to speech."
-SEED_TTS_IDS = [234, 567, 890, 123, 456, 789, 234, 567, 890, 123]
-
 
 @dataclass
 class SpeechCodes:
@@ -144,55 +136,3 @@ def check_parts(talker: TalkerConfig, codec: CodecConfig, mel: SpeechMelConfig) 
     if (talker.codebook_size, talker.n_codebooks) != (codec.codebook_size, codec.n_codebooks):
         raise ValueError(f"Talker speaks {talker.n_codebooks} × {talker.codebook_size} codes, the codec has "
                          f"{codec.n_codebooks} × {codec.codebook_size}")
-
-
-def _text_ids(prompt: str, tokenizer: str | Path | None) -> tuple[list[int], str]:
-    if tokenizer is not None:
-        return BPETokenizer(tokenizer).encode(prompt, add_bos=False), f"tokenized with {tokenizer}"
-    if prompt != SEED_TTS_TEXT:
-        raise ValueError(f"tracing {prompt!r} needs a tokenizer (--tokenizer PATH); without one only the "
-                         f"seed's example text {SEED_TTS_TEXT!r} is traced, with its example ids")
-    return list(SEED_TTS_IDS), "the seed's example ids (no tokenizer given)"
-
-
-def trace_tts(prompt: str = SEED_TTS_TEXT, tokenizer: str | Path | None = None,
-              talker_cfg: TalkerConfig | None = None, vocoder: VocoderConfig | None = None) -> trace.Tracer:
-    """Part 5 end to end on a randomly initialised Talker and codec.
-
-    An untrained stop head fires at random, so this dry run ignores it and
-    always generates up to the cap, to show the documented (1, 301, 2) path.
-    """
-    ids, source = _text_ids(prompt, tokenizer)
-    torch.manual_seed(0)
-    talker = TalkerTiny(talker_cfg or TalkerConfig()).eval()
-    rvq = RVQ(CodecConfig()).eval()
-    with trace.Tracer() as tr:
-        with trace.stage("tokenize"):
-            trace.record("tts.source", (len(ids),), f"{len(ids)} ids: {source}; dry run: random weights, "
-                         f"stop head ignored so the full frame cap is generated")
-        synthesize(ids, talker, rvq, vocoder=vocoder or VocoderConfig(), ignore_stop=True)
-    return tr
-
-
-def trace_talker_train(prompt: str | None = None, tokenizer: str | Path | None = None, batch: int = 2,
-                       frames: int = 50, talker_cfg: TalkerConfig | None = None) -> trace.Tracer:
-    """Part 6: one Talker training step on a random (2, 50, 128) mel batch, backward included."""
-    if prompt is not None or tokenizer is not None:
-        raise ValueError("the talker-train trace takes no prompt or tokenizer: it speaks the seed's example ids")
-    torch.manual_seed(0)
-    talker = TalkerTiny(talker_cfg or TalkerConfig()).train()
-    rvq = RVQ(CodecConfig())
-    mel_cfg = SpeechMelConfig()
-    text = torch.tensor([SEED_TTS_IDS] * batch)                                   # (B, 10)
-    with trace.Tracer() as tr:
-        with trace.stage("data"):
-            mel = torch.randn(batch, frames, mel_cfg.n_mels)                      # (B, T, 128)
-            trace.record("train.mel", mel, "mel batch (batch, frames, mel bins); random for the dry run")
-            trace.record("train.text_ids", text, "text each sample speaks (the seed's example ids)")
-        codes = rvq.encode(mel)                                                   # (B, T, 2)
-        loss, _ = talker_loss(talker, text, codes)
-        with trace.stage("backward"):
-            loss.backward()
-            grad = talker.base_head.weight.grad
-            trace.record("train.base_head.grad", grad, "gradient reaching the base head")
-    return tr

@@ -2,10 +2,10 @@
 
     omni/stages/<stage>.py    the stage, top to bottom: preset → data → tokenizer → model → fit → export;
                               ``main(argv)`` is what ``omni train <stage>`` and ``python train/<stage>.py`` run
-    omni/stages/exports.py    a stage's export folder, loaded strictly for inference (``load_stage``)
 
-:data:`STAGES` maps each name to a :class:`Stage`: the class it exports and that class's config, whether the
-export carries the shared tokenizer (and which config field its pieces must fit), the held-out evaluation
+:data:`STAGES` maps each name to a :class:`Stage`: what its export folder holds (the class it exports and that
+class's config, whether it carries the shared tokenizer and which config field its pieces must fit: the stage's
+entry in :data:`omni.exports.EXPORTS`, which inference and evaluation load through), the held-out evaluation
 (``omni eval``), the training entry point (``omni train``) and the script users run. ``omni train``,
 ``omni eval``, ``omni chat``/``asr``/``tts``, the demo and the GPU check all read it; nothing imports a stage
 by its name as a string.
@@ -14,7 +14,6 @@ by its name as a string.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from omni.evaluation import audio as audio_eval
@@ -26,26 +25,14 @@ from omni.evaluation import thinker as thinker_eval
 from omni.evaluation import vision as vision_eval
 from omni.evaluation import vocoder as vocoder_eval
 from omni.evaluation.metric import Metric
-from omni.models.asr import ASRConfig, ASRModel
-from omni.models.contrastive import ContrastiveConfig, ContrastiveModel
-from omni.models.omni_model import OmniConfig, OmniModel
-from omni.models.rvq import RVQ, CodecConfig
-from omni.models.talker import TalkerConfig, TalkerTiny
-from omni.models.thinker import ThinkerConfig, ThinkerLM
-from omni.models.vocoder import VocosConfig, VocosTiny
-from omni.mufun.config import MuFunConfig
-from omni.mufun.model import MuFunModel
+from omni.exports import EXPORTS, Export
 from omni.stages import audio, codec, mufun, omni_sft, talker, thinker, vision, vocoder
-from omni.training.stage import export_dir
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
-    model: type                              # the exported nn.Module, built as model(config)
-    config: type                             # its config dataclass: config.json holds its fields
-    tokenizer: bool                          # the export holds tokenizer.model (the stage reads text)
-    vocab_field: str | None                  # dotted config field the tokenizer's pieces must fit
+    export: Export                           # what the export folder holds: model, config, tokenizer
     evaluate: Callable[..., list[Metric]]    # evaluate(ckpt, data, split, device) -> list[Metric]
     train: Callable[[list[str] | None], int]  # main(argv) of omni/stages/<name>.py
 
@@ -54,20 +41,15 @@ class Stage:
         """The entry point users run: ``train/<name>.py``."""
         return f"train/{self.name}.py"
 
-    def export(self, root: str | Path = "checkpoints") -> Path:
-        """Default export folder: ``<root>/<name>/export``."""
-        return export_dir(self.name, root)
-
-
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("thinker", ThinkerLM, ThinkerConfig, True, "vocab_size", thinker_eval.evaluate, thinker.main),
-    Stage("audio", ASRModel, ASRConfig, False, None, audio_eval.evaluate, audio.main),
-    Stage("vision", ContrastiveModel, ContrastiveConfig, True, "text.vocab_size", vision_eval.evaluate, vision.main),
-    Stage("codec", RVQ, CodecConfig, False, None, codec_eval.evaluate, codec.main),
-    Stage("vocoder", VocosTiny, VocosConfig, False, None, vocoder_eval.evaluate, vocoder.main),
-    Stage("talker", TalkerTiny, TalkerConfig, True, "text_vocab_size", talker_eval.evaluate, talker.main),
-    Stage("omni_sft", OmniModel, OmniConfig, True, "thinker.vocab_size", omni_sft_eval.evaluate, omni_sft.main),
-    Stage("mufun", MuFunModel, MuFunConfig, True, "qwen3.vocab_size", mufun_eval.evaluate, mufun.main),
+    Stage("thinker", EXPORTS["thinker"], thinker_eval.evaluate, thinker.main),
+    Stage("audio", EXPORTS["audio"], audio_eval.evaluate, audio.main),
+    Stage("vision", EXPORTS["vision"], vision_eval.evaluate, vision.main),
+    Stage("codec", EXPORTS["codec"], codec_eval.evaluate, codec.main),
+    Stage("vocoder", EXPORTS["vocoder"], vocoder_eval.evaluate, vocoder.main),
+    Stage("talker", EXPORTS["talker"], talker_eval.evaluate, talker.main),
+    Stage("omni_sft", EXPORTS["omni_sft"], omni_sft_eval.evaluate, omni_sft.main),
+    Stage("mufun", EXPORTS["mufun"], mufun_eval.evaluate, mufun.main),
 )}
 
 

@@ -39,7 +39,7 @@ from omni.data.quality import load_checked
 from omni.mufun.config import MuFunConfig
 from omni.mufun.model import PHASES, MuFunModel
 from omni.mufun.qa import MusicQADataset, QwenTokenizer, SharedBPE, collate_qa
-from omni.mufun.qwen3 import IGNORE_INDEX
+from omni.nn.cross_entropy import IGNORE_INDEX
 from omni.training import ShuffledBatches, TrainConfig, fit, load_exported, load_preset, override, setup
 from omni.training.config import config_diff
 from omni.training.stage import command_line_overrides, resolve_tokenizer, stage_parser, world_file

@@ -27,9 +27,10 @@ from omni.data.dialogue import LEARN_TURNS
 from omni.data.quality import load_checked
 from omni.models.omni_model import OmniConfig, OmniModel
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
+from omni.checkpoint import export_dir
 from omni.training.sft import (LOSS_WEIGHTINGS, DialogueDataset, collate_dialogues, fit_to_context,
                                pack_questions, sft_loss, validation_loss)
-from omni.training.stage import command_line_overrides, default_run_dir, export_dir, resolve_tokenizer, stage_parser, world_file
+from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file
 from omni.training.warm_start import PartSource, load_part
 
 PARTS = ("vision", "audio_encoder", "proj_v", "proj_a", "thinker")     # OmniModel's children

@@ -40,7 +40,8 @@ from omni.training import ShuffledBatches, TrainConfig, fit, load_exported, load
 from omni.training.distributed import barrier
 from omni.training.speech import (CODEC_FINGERPRINT, clip_mels, codec_fingerprint, pad_talker_batch,
                                   split_records, talker_items)
-from omni.training.stage import command_line_overrides, default_run_dir, export_dir, resolve_tokenizer, stage_parser
+from omni.checkpoint import export_dir
+from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser
 
 
 @dataclass

@@ -46,7 +46,8 @@ from omni.training.distributed import (DistInfo, any_rank, init_distributed, mea
 from omni.training.guards import Skip, SkipTracker, check_gradients, grad_norm, validate_loss, zero_surrogate
 from omni.training.metrics import MetricsLog, plot_losses
 from omni.training.optim import build_optimizer, build_scheduler
-from omni.training.precision import Precision, resolve_device
+from omni.device import resolve_device
+from omni.training.precision import Precision
 
 COUNT_KEYS = ("tokens", "samples")   # loss_fn metrics that are counts (summed), not averages
 

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from omni.data.dialogue import DialogueExample, load_example, token_count
-from omni.models.omni_model import IGNORE_INDEX, OmniModel
+from omni.models.omni_model import OmniModel
 from omni.nn import check_finite
+from omni.nn.cross_entropy import IGNORE_INDEX, shifted_cross_entropy
 
 
 class AllMaskedError(ValueError):
@@ -164,8 +165,7 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "me
     if not bool((targets != IGNORE_INDEX).any()):
         raise AllMaskedError(f"every label of this batch of {labels.shape[0]} rows is -100: no answer token "
                              f"to learn from (check the answer masking and the data)")
-    return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), targets.flatten(),
-                           ignore_index=IGNORE_INDEX, reduction=reduction)
+    return shifted_cross_entropy(logits, labels, reduction)
 
 
 def answer_logits(model: OmniModel, embeds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

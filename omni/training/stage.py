@@ -23,11 +23,11 @@ import argparse
 import shutil
 from pathlib import Path
 
+from omni.checkpoint import export_dir
 from omni.data.folder import missing_task_message
 from omni.training.config import preset_path
 from omni.tokenizer import DEFAULT_VOCAB_SIZE, BPETokenizer
 
-CHECKPOINTS = Path("checkpoints")
 
 
 def stage_parser(stage: str, doc: str, data_help: str = "synthetic-world folder (overrides data.world)"
@@ -72,11 +72,6 @@ def command_line_overrides(train_cfg, args: argparse.Namespace):
 def default_run_dir(args: argparse.Namespace, name: str) -> Path:
     """``--out``, else ``runs/<name>-<preset file stem>``."""
     return Path(args.out or f"runs/{name}-{Path(args.config).stem}")
-
-
-def export_dir(stage: str, root: str | Path = CHECKPOINTS) -> Path:
-    """Default location of a stage's exported weights: ``checkpoints/<stage>/export``."""
-    return Path(root) / stage / "export"
 
 
 def sibling_export(ckpt: str | Path, stage: str) -> Path:

@@ -18,12 +18,11 @@ and are not read.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from torch import nn
 
-from omni.checkpoint import CheckpointError, check_state_dict, read_export_config, read_safetensors
+from omni.checkpoint import CheckpointError, load_model_state, read_export_config, read_safetensors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +76,5 @@ def load_part(module: nn.Module, export: str | Path, source: PartSource, part_co
     if not picked:
         raise CheckpointError(f"{weights} has no keys under {source.prefix!r} (for {source.part}); "
                               f"first keys: {sorted(state)[:6]}")
-    # safetensors stores a tied weight once: re-add the aliases the module expects
-    own = module.state_dict()
-    by_ptr: dict[int, list[str]] = {}
-    for name, t in own.items():
-        by_ptr.setdefault(t.data_ptr(), []).append(name)
-    for names in by_ptr.values():
-        present = [n for n in names if n in picked]
-        if present and len(names) > 1:
-            for n in names:
-                picked.setdefault(n, picked[present[0]])
-    check_state_dict(module, picked, f"{weights} [{source.prefix or '*'}] → {source.part}")
-    module.load_state_dict(picked, strict=True)
+    load_model_state(module, picked, f"{weights} [{source.prefix or '*'}] → {source.part}")
     return weights, allowed

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 
 from omni import trace
+from omni.dry_run import example_ids
 from omni.models.omni_model import OmniConfig
-from omni.pipelines.multimodal import prompt_ids, run_traced
+from omni.dry_run.multimodal import run_traced
 from omni.tokenizer import BOS_ID
 
 # The seed's own example tokenization of the prompt (BOS + 4 tokens).
@@ -24,5 +25,5 @@ SEED_EXAMPLE_IDS = [BOS_ID, 234, 567, 890, 123]
 def trace_audio(prompt: str = SEED_EXAMPLE_PROMPT, tokenizer: str | os.PathLike | None = None,
                 audio: str | os.PathLike | None = None, cfg: OmniConfig | None = None) -> trace.Tracer:
     """Run Part 3 on a randomly initialised OmniModel (a 1 s 440 Hz tone unless ``audio`` is a path)."""
-    ids, source = prompt_ids(prompt, tokenizer, SEED_EXAMPLE_PROMPT, SEED_EXAMPLE_IDS)
+    ids, source = example_ids(prompt, tokenizer, SEED_EXAMPLE_PROMPT, SEED_EXAMPLE_IDS)
     return run_traced(ids, source, image=None, audio=audio or True, cfg=cfg)

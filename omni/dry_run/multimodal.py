@@ -7,7 +7,7 @@ pieces the image-only and audio-only pipelines share.
     ──[image, audio, text]──▶ (1, 35, 256) ──ThinkerLM──▶ logits (1, 35, 5000) ──▶ text, with the KV cache
 
 Generation embeds the fused prompt once (prefill), then feeds one token per step
-through the Thinker's KV cache: :func:`generate_multimodal`.
+through the Thinker's KV cache: :func:`omni.pipelines.chat.generate_multimodal`.
 """
 
 from __future__ import annotations
@@ -20,30 +20,19 @@ import numpy as np
 import torch
 
 from omni import trace
+from omni.dry_run import example_ids
 from omni.audio.io import SAMPLE_RATE
 from omni.audio.tiny_mel import log_mel, log_mel_file
 from omni.images import load_image, preprocess_image
-from omni.models.omni_model import Fusion, OmniConfig, OmniModel
-from omni.generation.generate import GenerationResult, generate
 from omni.generation.sampling import SamplingConfig
-from omni.tokenizer import BOS_ID, EOS_ID, BPETokenizer
+from omni.models.omni_model import OmniConfig, OmniModel
+from omni.pipelines.chat import generate_multimodal
+from omni.tokenizer import BOS_ID
 
 SEED_EXAMPLE_PROMPT = "Describe what you see and hear."
 # The seed gives only the count for this prompt (9 tokens), not the ids: BOS + 8 illustrative ids.
 SEED_EXAMPLE_IDS = [BOS_ID, 345, 678, 901, 234, 567, 890, 123, 456]
 TRACE_NEW_TOKENS = 8       # tokens generated in a trace (weights are random: shapes, not answers)
-
-
-def prompt_ids(prompt: str, tokenizer: str | os.PathLike | None, seed_prompt: str,
-               seed_ids: list[int]) -> tuple[list[int], str]:
-    """Token ids for ``prompt`` and where they came from: the tokenizer when given, else
-    (only for the seed's example prompt) the seed's example ids."""
-    if tokenizer is not None:
-        return BPETokenizer(tokenizer).encode(prompt), f"tokenized with {tokenizer}"
-    if prompt != seed_prompt:
-        raise ValueError(f"tracing {prompt!r} needs a tokenizer (--tokenizer PATH); without one only the "
-                         f"seed's example prompt {seed_prompt!r} is traced, with its example ids")
-    return list(seed_ids), "the seed's example ids (no tokenizer given)"
 
 
 def example_picture():
@@ -69,8 +58,9 @@ def traced_image(path: str | os.PathLike | None) -> torch.Tensor:
     """pixels (1, 3, 224, 224) from ``path`` or the example picture, recorded in the trace."""
     with trace.stage("image input"):
         pixels = (load_image(path) if path is not None else preprocess_image(example_picture()))[None]
-        return trace.record("image.pixels", pixels, f"{Path(path).name if path else 'example picture'}, "
-                            "centre square → 224 × 224, CLIP-normalised")
+        trace.record("image.pixels", pixels, f"{Path(path).name if path else 'example picture'}, "
+                     "centre square → 224 × 224, CLIP-normalised")
+    return pixels
 
 
 def traced_mel(path: str | os.PathLike | None) -> torch.Tensor:
@@ -78,16 +68,9 @@ def traced_mel(path: str | os.PathLike | None) -> torch.Tensor:
     with trace.stage("audio input"):
         if path is not None:
             return log_mel_file(path)
-        wave = trace.record("audio.wave", example_tone()[None], "1 s at 16 kHz (440 Hz tone)")
+        wave = example_tone()[None]                                                 # (1, 16000)
+        trace.record("audio.wave", wave, "1 s at 16 kHz (440 Hz tone)")
         return log_mel(wave)
-
-
-def generate_multimodal(model: OmniModel, fusion: Fusion, sampling: SamplingConfig | None = None,
-                        eos_id: int | None = EOS_ID, use_cache: bool = True, **kwargs) -> GenerationResult:
-    """Continue a fused prompt: the embeddings go through the Thinker once (prefill), then
-    one token per step with the KV cache (``use_cache=False`` re-runs everything: the reference)."""
-    return generate(model.thinker, embeds=fusion.embeds, sampling=sampling, eos_id=eos_id,
-                    use_cache=use_cache, **kwargs)
 
 
 def run_traced(ids: list[int], source: str, image: str | os.PathLike | None | bool = None,
@@ -104,7 +87,8 @@ def run_traced(ids: list[int], source: str, image: str | os.PathLike | None | bo
         pixels = traced_image(None if image is True else image) if image else None
         mel = traced_mel(None if audio is True else audio) if audio else None
         with trace.stage("tokenize"):
-            x = trace.record("text.ids", torch.tensor([ids]), f"[BOS] + tokens ({source})")
+            x = torch.tensor([ids])                                                 # (1, T)
+            trace.record("text.ids", x, f"[BOS] + tokens ({source})")
         fusion = model.fuse(x, pixels=pixels, mel=mel)
         logits = model.thinker(embeds=fusion.embeds)
         with trace.stage("next token"):
@@ -120,5 +104,5 @@ def trace_multimodal(prompt: str = SEED_EXAMPLE_PROMPT, tokenizer: str | os.Path
                      image: str | os.PathLike | None = None, audio: str | os.PathLike | None = None,
                      cfg: OmniConfig | None = None) -> trace.Tracer:
     """Part 4: 1 image token + 25 audio tokens + 9 text tokens = 35 → logits (1, 35, 5000)."""
-    ids, source = prompt_ids(prompt, tokenizer, SEED_EXAMPLE_PROMPT, SEED_EXAMPLE_IDS)
+    ids, source = example_ids(prompt, tokenizer, SEED_EXAMPLE_PROMPT, SEED_EXAMPLE_IDS)
     return run_traced(ids, source, image=image or True, audio=audio or True, cfg=cfg)

@@ -111,14 +111,14 @@ def trace_mufun(seconds: float = 180.0, preset: str = "mufun", prompt: str | Non
     ids = torch.tensor(prompt_ids(prompt, tokenizer))
     with torch.device("meta"):
         model = MuFunModel(cfg)
-    tr = MuFunTrace(preset=preset, seconds=seconds, weights=weights_table(model, preset))
+    tr = MuFunTrace(fold=True, preset=preset, seconds=seconds, weights=weights_table(model, preset))
     with tr:
         with trace.stage("input"):
             trace.record("audio.raw", (round(seconds * SOURCE_RATE), SOURCE_CHANNELS),
                          f"audio file, {SOURCE_RATE / 1000:g} kHz stereo (no file in a dry run)")
         with trace.stage("preprocessing"):
-            wave = trace.record("audio.resampled", torch.empty(round(seconds * SAMPLE_RATE), device="meta"),
-                                "mono, resampled to 16 kHz")
+            wave = torch.empty(round(seconds * SAMPLE_RATE), device="meta")           # (samples,)
+            trace.record("audio.resampled", wave, "mono, resampled to 16 kHz")
             mels = model.mels(wave)                                                    # (N, F, 3000)
         embeds, _, _ = model.prepare_inputs([ids], [mels])                           # (1, T, H)
         model.llm(embeds=embeds)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 
 from omni import trace
+from omni.dry_run import example_ids
 from omni.models.omni_model import OmniConfig
-from omni.pipelines.multimodal import prompt_ids, run_traced
+from omni.dry_run.multimodal import run_traced
 from omni.tokenizer import BOS_ID
 
 # The seed's own example tokenization of the prompt (BOS + 7 tokens).
@@ -23,5 +24,5 @@ SEED_EXAMPLE_IDS = [BOS_ID, 123, 456, 789, 234, 567, 890, 345]
 def trace_image(prompt: str = SEED_EXAMPLE_PROMPT, tokenizer: str | os.PathLike | None = None,
                 image: str | os.PathLike | None = None, cfg: OmniConfig | None = None) -> trace.Tracer:
     """Run Part 2 on a randomly initialised OmniModel (the example picture unless ``image`` is a path)."""
-    ids, source = prompt_ids(prompt, tokenizer, SEED_EXAMPLE_PROMPT, SEED_EXAMPLE_IDS)
+    ids, source = example_ids(prompt, tokenizer, SEED_EXAMPLE_PROMPT, SEED_EXAMPLE_IDS)
     return run_traced(ids, source, image=image or True, audio=None, cfg=cfg)

@@ -11,29 +11,16 @@ from pathlib import Path
 import torch
 
 from omni import trace
+from omni.dry_run import example_ids
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.generation.generate import generate
 from omni.generation.sampling import SamplingConfig
-from omni.tokenizer import BOS_ID, BPETokenizer
+from omni.tokenizer import BOS_ID
 
 # The seed's own example tokenization of "Hello, how are you?" (BOS + 5 tokens).
 SEED_EXAMPLE_PROMPT = "Hello, how are you?"
 SEED_EXAMPLE_IDS = [BOS_ID, 234, 567, 890, 123, 456]
 SEED_TOTAL_TOKENS = 70     # the seed grows the sequence 6 → 70
-
-
-def prompt_ids(prompt: str, tokenizer: str | Path | None) -> tuple[list[int], str]:
-    """Token ids for ``prompt`` and a note saying where they came from.
-
-    With a tokenizer file, the prompt is really tokenized. Without one, only the
-    seed's example prompt can be traced, with the seed's example ids.
-    """
-    if tokenizer is not None:
-        return BPETokenizer(tokenizer).encode(prompt), f"tokenized with {tokenizer}"
-    if prompt != SEED_EXAMPLE_PROMPT:
-        raise ValueError(f"tracing {prompt!r} needs a tokenizer (--tokenizer PATH); without one only the "
-                         f"seed's example prompt {SEED_EXAMPLE_PROMPT!r} is traced, with its example ids")
-    return list(SEED_EXAMPLE_IDS), "the seed's example ids (no tokenizer given)"
 
 
 def trace_text(prompt: str = SEED_EXAMPLE_PROMPT, tokenizer: str | Path | None = None,
@@ -43,7 +30,7 @@ def trace_text(prompt: str = SEED_EXAMPLE_PROMPT, tokenizer: str | Path | None =
     Weights are random (a dry run shows shapes, not answers); generation is
     greedy with the KV cache until the sequence holds ``total_tokens`` tokens.
     """
-    ids, source = prompt_ids(prompt, tokenizer)
+    ids, source = example_ids(prompt, tokenizer, SEED_EXAMPLE_PROMPT, SEED_EXAMPLE_IDS)
     torch.manual_seed(0)
     model = ThinkerLM(cfg or ThinkerConfig()).eval()
     with trace.Tracer() as tr:
