@@ -138,7 +138,7 @@ def choose_vocoder(choice: str | None, folder: str | Path | None, device) -> tup
     complete, Griffin-Lim otherwise. "learned" with no export is an error naming the folder.
     """
     from omni.audio.griffin_lim import VocoderConfig
-    from omni.stages.exports import missing_files
+    from omni.exports import missing_files
 
     if choice is not None and choice not in VOCODERS:
         raise ValueError(f"--vocoder must be one of {', '.join(VOCODERS)}, got {choice!r}")
