@@ -17,6 +17,7 @@ last 1.5–2.5 s, so they fit the tiny audio encoder (25 tokens/s, ≤ 128 token
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,3 +178,48 @@ def questions(sound: Sound) -> list[tuple[str, str]]:
     elif sound.kind == "melody":
         qa.append(("is the melody going up or down?", sound.quality))
     return qa
+
+
+# ---------------------------------------------------------------------------
+# Labels: what a sound-attribute head is asked (the inverse of describe)
+# ---------------------------------------------------------------------------
+SOUND_ATTRIBUTES = {                      # attribute → its classes; "-" where the attribute does not apply
+    "instrument": INSTRUMENTS,
+    "kind": KINDS + ("beat",),
+    "speed": tuple(TEMPO),
+    "loudness": tuple(LOUDNESS),
+    "note": NOTE_NAMES + ("-",),          # the root of a note or chord
+    "quality": tuple(CHORDS) + ("up", "down", "-"),   # chord quality or melody direction
+}
+_DESCRIPTION = re.compile(r"a (\w+) (.+?) plays (.+) at a (\w+) tempo")
+_WHAT = {"note": re.compile(r"the note (\w)"), "chord": re.compile(r"a (\w) (\w+) chord"),
+         "melody": re.compile(r"a melody going (\w+)"), "beat": re.compile(r"a beat")}
+
+
+def sound_labels(description: str) -> dict[str, str]:
+    """'a loud plucked string plays a c major chord at a fast tempo' → {"instrument": "plucked string", ...}:
+    one class of :data:`SOUND_ATTRIBUTES` per attribute; a description :func:`describe` cannot make raises."""
+    m = _DESCRIPTION.fullmatch(description)
+    if m is None:
+        raise ValueError(f"{description!r} is not a sound description ('a <loudness> <instrument> plays <what> "
+                         f"at a <speed> tempo', as omni.data.music.describe writes it)")
+    loudness, instrument, what, speed = m.groups()
+    labels = {"instrument": instrument, "speed": speed, "loudness": loudness, "note": "-", "quality": "-"}
+    for kind, pattern in _WHAT.items():
+        w = pattern.fullmatch(what)
+        if w is None:
+            continue
+        labels["kind"] = kind
+        if kind == "note":
+            labels["note"] = w.group(1)
+        elif kind == "chord":
+            labels["note"], labels["quality"] = w.groups()
+        elif kind == "melody":
+            labels["quality"] = w.group(1)
+        break
+    else:
+        raise ValueError(f"{description!r}: {what!r} is not a note, a chord, a melody or a beat")
+    for attribute, value in labels.items():
+        if value not in SOUND_ATTRIBUTES[attribute]:
+            raise ValueError(f"{description!r}: {attribute} {value!r} is not one of {SOUND_ATTRIBUTES[attribute]}")
+    return labels

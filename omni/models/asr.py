@@ -24,6 +24,7 @@ from torch import nn
 
 from omni import trace
 from omni.models.audio_encoder import AudioEncoderConfig, AudioEncoderTiny, output_length
+from omni.models.sound_head import SoundAttributeHead
 from omni.nn import check_finite
 from omni.tokenizer import CharVocab
 
@@ -32,6 +33,7 @@ from omni.tokenizer import CharVocab
 class ASRConfig:
     encoder: AudioEncoderConfig = field(default_factory=AudioEncoderConfig)
     vocab_size: int = 98            # CharVocab: blank (id 0) + 97 characters
+    sound_classes: list[int] | None = None   # classes per sound attribute (SOUND_ATTRIBUTES): adds sound_head
 
     def __post_init__(self):
         if isinstance(self.encoder, dict):          # from config.json / a preset: Config(**d) rejects unknown keys
@@ -48,6 +50,8 @@ class ASRModel(nn.Module):
         self.vocab = CharVocab()
         self.encoder = AudioEncoderTiny(cfg.encoder)
         self.ctc_head = nn.Linear(cfg.encoder.d_model, cfg.vocab_size)
+        self.sound_head = (SoundAttributeHead(cfg.encoder.d_model, tuple(cfg.sound_classes))
+                           if cfg.sound_classes else None)
 
     def output_lengths(self, mel_lengths: torch.Tensor) -> torch.Tensor:
         """Encoder frames per clip: ⌈⌈n / 2⌉ / 2⌉ of each clip's mel frames."""
@@ -66,6 +70,14 @@ class ASRModel(nn.Module):
         if self.cfg.encoder.check_finite:
             check_finite(log_probs, "ASRModel CTC log-probabilities")
         return log_probs, self.output_lengths(mel_lengths.to(mel.device))
+
+    def sound_logits(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
+        """mel (B, T, 128), mel_lengths (B,) of sound clips → attribute logits (B, Σ classes) (needs sound_classes)."""
+        if self.sound_head is None:
+            raise ValueError("this ASRModel has no sound head: set model.sound_classes (the audio stage's "
+                             "data.sound_weight needs it)")
+        x = self.encoder(mel, mel_lengths)                                            # (B, T', 192)
+        return self.sound_head(x, self.output_lengths(mel_lengths.to(mel.device)))    # (B, Σ classes)
 
     @torch.no_grad()
     def transcribe(self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None) -> list[str]:

@@ -26,6 +26,9 @@ from omni.data.quality import load_checked
 from omni.models.asr import ASRConfig, ASRModel
 from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
 from omni.training.ctc import SpecAugment, SpeechClips, collate_speech, ctc_loss, speech_cer
+from omni.training.data import PairedBatches
+from omni.training.sounds import SOUND_CLASSES, SoundClips, collate_sounds, sound_accuracy, sound_loss
+from omni.data.music import SOUND_ATTRIBUTES
 from omni.training.stage import command_line_overrides, default_run_dir, stage_parser, world_file
 
 
@@ -37,12 +40,16 @@ class AudioDataConfig:
     eval_batch_size: int = 16
     spec_augment: SpecAugment | None = field(default_factory=SpecAugment)   # null: no masking
     speed_perturb: list[float] | None = None  # training clips played at one of these speeds, e.g. [0.9, 1.0, 1.1]
+    sound_weight: float = 0.0                # weight of the sound-attribute loss on the music clips (needs model.sound_classes)
+    sound_batch_size: int = 16               # music clips per step beside the speech batch
+    val_sounds: int = 200                    # validation music clips scored at each evaluation
 
     def __post_init__(self):
         if isinstance(self.spec_augment, dict):
             self.spec_augment = SpecAugment(**self.spec_augment)
         assert 0 <= self.bad_data_threshold < 1, f"bad_data_threshold must be in [0, 1), got {self.bad_data_threshold}"
         assert self.val_clips >= 1, f"val_clips must be ≥ 1, got {self.val_clips}"
+        assert self.sound_weight >= 0, f"sound_weight must be ≥ 0, got {self.sound_weight}"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -84,6 +91,23 @@ def main(argv=None) -> int:
     train_clips, val_clips = SpeechClips(train_records, speeds=data_cfg.speed_perturb), SpeechClips(val_records)
     data = ShuffledBatches(train_clips, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
                            world_size=ctx.dist.world_size, collate_fn=collate_speech)
+    sounds = data_cfg.sound_weight > 0
+    if sounds and ctx.dist.world_size > 1:
+        raise RuntimeError("data.sound_weight runs in one process: the sound head's loss calls "
+                           "ASRModel.sound_logits, which DistributedDataParallel does not wrap")
+    if sounds:   # a second stream: the world's music clips, labelled from their "describe the sound." answers
+        if model_cfg.sound_classes != SOUND_CLASSES:
+            raise ValueError(f"{args.config}: data.sound_weight needs model.sound_classes {SOUND_CLASSES} "
+                             f"(classes of {', '.join(SOUND_ATTRIBUTES)}), got {model_cfg.sound_classes}")
+        train_sounds, val_sounds = (SoundClips(load_checked(world_file(world, f"audio_qa_{split}.jsonl"),
+                                                            "audio_qa", threshold=data_cfg.bad_data_threshold)[0])
+                                    for split in ("train", "val"))
+        val_sounds.records = val_sounds.records[: data_cfg.val_sounds]
+        ctx.say(f"[data] sound head: {len(train_sounds):,} training music clips, {len(val_sounds):,} validation, "
+                f"{data_cfg.sound_batch_size} per step beside the speech, loss weight {data_cfg.sound_weight}")
+        data = PairedBatches(speech=data, sound=ShuffledBatches(
+            train_sounds, data_cfg.sound_batch_size, cfg.seed, rank=ctx.dist.rank,
+            world_size=ctx.dist.world_size, collate_fn=collate_sounds))
 
     # =========================================================================
     # 4. Model, loss (CTC, zero_infinity, SpecAugment-style masks), evaluation (CER)
@@ -92,10 +116,16 @@ def main(argv=None) -> int:
     augment = data_cfg.spec_augment
 
     def loss_fn(m, batch):
-        return ctc_loss(m, batch, augment)
+        if not sounds:
+            return ctc_loss(m, batch, augment)
+        loss, counts = ctc_loss(m, batch["speech"], augment)
+        return loss + data_cfg.sound_weight * sound_loss(m, batch["sound"]), counts
 
     def evaluate(m) -> dict:
-        return speech_cer(m, val_clips, data_cfg.eval_batch_size)
+        out = speech_cer(m, val_clips, data_cfg.eval_batch_size)
+        if sounds:
+            out.update({f"val_sound_{k}_acc": v for k, v in sound_accuracy(m, val_sounds, data_cfg.eval_batch_size).items()})
+        return out
 
     # =========================================================================
     # 5. Train (guards, checkpoints, resume, metrics: omni.training.fit)

@@ -91,3 +91,30 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
+
+
+class PairedBatches:
+    """Several sources served in lockstep: ``next_batch()`` → {name: that source's next batch}.
+
+    For a stage with two objectives on two datasets (the audio stage's speech
+    clips for CTC and sound clips for the sound-attribute head): each step sees
+    one batch of each, and the position is each source's own, so resuming is
+    as exact as for one :class:`ShuffledBatches`.
+    """
+
+    def __init__(self, **sources: DataSource):
+        assert sources, "PairedBatches needs at least one source"
+        self.sources = sources
+
+    def next_batch(self) -> dict:
+        return {name: s.next_batch() for name, s in self.sources.items()}
+
+    def state_dict(self) -> dict:
+        return {name: s.state_dict() for name, s in self.sources.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != set(self.sources):
+            raise ValueError(f"cannot resume the data position: checkpoint has sources {sorted(state)}, "
+                             f"this run has {sorted(self.sources)}")
+        for name, s in self.sources.items():
+            s.load_state_dict(state[name])
