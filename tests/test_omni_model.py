@@ -77,6 +77,21 @@ def test_model_owns_encoders_projectors_and_thinker(model):
     assert names == {"vision", "audio_encoder", "proj_v", "proj_a", "thinker"}
 
 
+
+def test_mlp_projector_keeps_the_token_shapes_and_trains():
+    torch.manual_seed(0)
+    cfg = OmniConfig(thinker=ThinkerConfig(vocab_size=400, ctx_len=64, n_layers=1), vision=VisionConfig(n_layers=1),
+                     audio=AudioEncoderConfig(n_layers=1), projector="mlp")
+    mlp = OmniModel(cfg)
+    assert isinstance(mlp.proj_v, torch.nn.Sequential) and mlp.proj_v[0].in_features == 128
+    assert mlp.proj_v[-1].out_features == mlp.proj_a[-1].out_features == cfg.thinker.d_model
+    tokens = mlp.encode_audio(torch.randn(1, 40, 128))                  # 40 mel frames → 10 audio tokens
+    assert tokens.shape == (1, 10, cfg.thinker.d_model)
+    tokens.square().mean().backward()
+    assert mlp.proj_a[0].weight.grad.abs().sum() > 0 and mlp.proj_a[2].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="projector must be one of"):
+        OmniConfig(projector="conv")
+
 # ---------------------------------------------------------------- seed traces
 @pytest.mark.parametrize("fn,n_text,n_img,n_aud", [
     (image_pipe.trace_image, 8, 1, 0), (audio_pipe.trace_audio, 5, 0, 25), (mm_pipe.trace_multimodal, 9, 1, 25)])

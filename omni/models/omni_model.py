@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 AUDIO_POLICIES = ("error", "truncate")
 VISION_TOKENS = ("cls", "patches")      # the seed's one CLS token, or CLS + every patch token
+PROJECTORS = ("linear", "mlp")            # proj_v / proj_a: the seed's Linear, or a two-layer MLP
 MEL_FRAMES_PER_TOKEN = 4                 # two stride-2 convolutions
 _MARKERS = re.compile(f"({re.escape(IMAGE_MARKER)}|{re.escape(AUDIO_MARKER)})")
 
@@ -64,6 +65,7 @@ class OmniConfig:
     audio_token_policy: str = "error"    # a clip over the audio-token limit: "error" or "truncate" (logged)
     audio_token_divisor: int = 4         # audio tokens per clip ≤ ctx_len // this (128 at ctx 512)
     vision_tokens: str = "cls"           # "cls": 1 token per image (the seed); "patches": CLS + N patch tokens
+    projector: str = "linear"            # proj_v / proj_a: "linear" (the seed) or "mlp" (Linear → GELU → Linear)
 
     def __post_init__(self):
         # Built from a checkpoint's JSON: sub-configs arrive as dicts; Config(**d) rejects unknown keys.
@@ -75,6 +77,8 @@ class OmniConfig:
         assert self.audio_token_divisor >= 1, f"audio_token_divisor must be ≥ 1, got {self.audio_token_divisor}"
         if self.vision_tokens not in VISION_TOKENS:
             raise ValueError(f"vision_tokens must be one of {VISION_TOKENS}, got {self.vision_tokens!r}")
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"projector must be one of {PROJECTORS}, got {self.projector!r}")
 
     @property
     def image_tokens(self) -> int:
@@ -147,14 +151,22 @@ class Fusion:
         return torch.where(keep, self.token_ids, torch.full_like(self.token_ids, IGNORE_INDEX))
 
 
+def projector(kind: str, d_in: int, d_out: int) -> nn.Module:
+    """The map from an encoder's width to the Thinker's: the seed's one Linear, or LLaVA-1.5's two-layer MLP
+    (Liu et al. 2023: Linear → GELU → Linear), which can reshape features per token before the Thinker reads them."""
+    if kind == "linear":
+        return nn.Linear(d_in, d_out)
+    return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))
+
+
 class OmniModel(nn.Module):
     def __init__(self, cfg: OmniConfig):
         super().__init__()
         self.cfg = cfg
         self.vision = ViTTiny(cfg.vision)
         self.audio_encoder = AudioEncoderTiny(cfg.audio)
-        self.proj_v = nn.Linear(cfg.vision.d_model, cfg.thinker.d_model)    # 128 → 256
-        self.proj_a = nn.Linear(cfg.audio.d_model, cfg.thinker.d_model)     # 192 → 256
+        self.proj_v = projector(cfg.projector, cfg.vision.d_model, cfg.thinker.d_model)    # 128 → 256
+        self.proj_a = projector(cfg.projector, cfg.audio.d_model, cfg.thinker.d_model)     # 192 → 256
         self.thinker = ThinkerLM(cfg.thinker)
 
     # -- one modality at a time ------------------------------------------------
