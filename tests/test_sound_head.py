@@ -93,3 +93,29 @@ def test_paired_batches_resume_each_source_exactly():
     assert all(torch.equal(w[k], g[k]) for w, g in zip(want, got) for k in ("speech", "sound"))
     with pytest.raises(ValueError, match="sources"):
         PairedBatches(speech=a).load_state_dict(state)
+
+
+def test_audio_stage_with_the_sound_head_logs_its_accuracies_and_exports_an_encoder(tmp_path_factory):
+    import json
+    from omni.models.omni_model import OmniConfig, OmniModel
+    from omni.stages.omni_sft import SOURCES
+    from omni.training import read_metrics
+    from omni.training.warm_start import load_part
+    from stage_world import ROOT, run_stage, small_world
+    world = small_world(tmp_path_factory)
+    preset = json.loads((ROOT / "train/configs/audio/smoke.json").read_text())
+    preset["model"]["sound_classes"] = SOUND_CLASSES
+    preset["data"].update({"sound_weight": 1.0, "sound_batch_size": 8, "val_sounds": 16})
+    preset["train"]["max_steps"] = 15
+    cfg = tmp_path_factory.mktemp("sound") / "smoke_sound.json"
+    cfg.write_text(json.dumps(preset))
+    out = cfg.parent / "run"
+    assert run_stage("audio", ["--config", str(cfg), "--data", str(world), "--out", str(out), "--device", "cpu"]) == 0
+    evals = [r for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "eval"]
+    assert all(0 <= evals[-1][f"val_sound_{a}_acc"] <= 1 for a in SOUND_ATTRIBUTES), evals[-1]
+    # the omni model takes only the encoder (the head's weights are left behind, strictly)
+    enc = AudioEncoderConfig(**preset["model"]["encoder"])
+    omni = OmniModel(OmniConfig(audio=enc))
+    load_part(omni.audio_encoder, out / "export", SOURCES["audio_encoder"], enc)
+    preset_omni = json.loads((ROOT / "train/configs/audio/cpu_omni.json").read_text())
+    assert preset_omni["model"]["sound_classes"] == SOUND_CLASSES and preset_omni["data"]["sound_weight"] > 0
