@@ -91,6 +91,8 @@ class FastDecoder:
         B, (H, Hkv, D), pos = ids.shape[0], (self.H, self.Hkv, self.D), cache.length
         if pos >= cache.max_len:
             raise ValueError(f"KVCache holds {cache.max_len} positions, all filled")
+        if torch.is_autocast_enabled(ids.device.type):
+            raise ValueError("FastDecoder is fp32 only: leave autocast (--dtype fp32) or use the eager path")
         cos, sin = self.cos[pos], self.sin[pos]                            # (D,) each
         x = self.embedding[ids]                                            # (B, C)
         for i, L in enumerate(self.layers):
