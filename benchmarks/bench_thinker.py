@@ -10,7 +10,10 @@
    against fp32; the compiled step (omni.nn.compiled) against eager.
 2. Greedy decode of 256 tokens after a 256-token prompt, batch 1 and batch 8:
    ours with the KV cache vs `transformers` `generate` on that same model
-   (same tokens, checked); the compiled decoder against eager.
+   (same tokens, checked), eager and with the optional fast step
+   (``generate(fast=True)``, omni.nn.fast_decode); the compiled decoder against eager.
+3. The bounds: the training step's matmuls + attention alone, and the bare
+   matmuls of the decode steps, each timed against the figure it bounds.
 
 `transformers` is a benchmark extra only (pip install -e ".[test]").
 """
@@ -101,6 +104,39 @@ def model_flops_per_step(cfg: ThinkerConfig, B: int, T: int, params: int) -> flo
     return 6 * params * B * T + attn
 
 
+def step_matmuls_fn(cfg: ThinkerConfig, B: int, T: int):
+    """The bound of a training step: its matmuls (forward, dX, dW of every linear and the head) and
+    its attention (SDPA forward + backward), on random tensors of the same shapes, nothing else."""
+    M, C, H, D = B * T, cfg.d_model, cfg.n_heads, cfg.head_dim
+    Hkv = cfg.n_kv_heads or cfg.n_heads
+    shapes = [(C, (H + 2 * Hkv) * D), (H * D, C), (C, 2 * cfg.ffn_hidden), (cfg.ffn_hidden, C)] * cfg.n_layers
+    shapes.append((C, cfg.vocab_size))                                            # the head
+    mats = [(torch.randn(M, i), torch.randn(i, o), torch.randn(M, o)) for i, o in shapes]
+    q, k, v = (torch.randn(B, H, T, D, requires_grad=True) for _ in range(3))
+    gy = torch.randn(B, H, T, D)
+
+    def run():
+        for x, w, gy_lin in mats:
+            x @ w, gy_lin @ w.t(), x.t() @ gy_lin                                 # y, dL/dx, dL/dw
+        for _ in range(cfg.n_layers):
+            F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(gy)
+    return run
+
+
+def decode_matmuls_fn(model: ThinkerLM, batch: int, n: int):
+    """The bound of n decode steps: the 17 matmuls of each (the fast step's transposed weights), nothing else."""
+    dec = model.fast_decoder()
+    x = torch.randn(batch, model.cfg.d_model)
+    h = torch.randn(batch, model.cfg.ffn_hidden)
+
+    def run():
+        for _ in range(n):
+            for L in dec.layers:
+                x @ L.qkv, x @ L.o, x @ L.gate_up, h @ L.down
+            x @ dec.head
+    return run
+
+
 def cpu_has_bf16() -> bool:
     """Whether the processor has bf16 arithmetic (AVX512-BF16 or AMX-BF16), from /proc/cpuinfo."""
     try:
@@ -145,6 +181,12 @@ def rows(args) -> list[Row]:
                    f"transformers Llama {t_hf * 1e3:.0f} ms", t_hf / t_ours, 1.25))
     out.append(Row("  MFU of that step (6·N·tokens + attention)", f"{mfu:.0%}",
                    f"matmul 1024³ {matmul / 1e9:.1f} GFLOP/s", mfu, 0.70, unit="share"))
+    # what bounds both: the step's matmuls and attention alone, against our whole step
+    t_mm, t_step = time_pair(step_matmuls_fn(cfg, B, T), train_step_fn(ours, ids, True), 1, args.reps)
+    mfu_max = model_flops_per_step(cfg, B, T, n_params(ours)) / t_mm / matmul
+    out.append(Row("  bound: the step's matmuls + SDPA fwd/bwd alone (same shapes)",
+                   f"{t_mm * 1e3:.0f} ms = {t_mm / t_step:.0%} of our step; MFU ceiling {mfu_max:.0%}",
+                   f"our step {t_step * 1e3:.0f} ms", t_step / t_mm, None))
 
     # --- bf16 autocast against fp32, ours both ----------------------------------------------------------
     bf16 = cpu_has_bf16()
@@ -179,6 +221,20 @@ def rows(args) -> list[Row]:
             out.append(Row(f"greedy decode, batch {batch}, prompt {args.prompt} + {n} new (same tokens: {same})",
                            rate, f"transformers generate {n / t_h:.0f} tok/s" + (" per row" if batch > 1 else ""),
                            t_h / t_o, 2.5 if batch == 1 else None, ok=same))
+            fast = lambda: generate(ours, ids=prompt, sampling=s, fast=True)      # noqa: E731
+            t_f, t_h = time_pair(fast, lambda: hf_generate(theirs, prompt, n), 1, args.reps)
+            same_f = torch.equal(fast().tokens, hf_generate(theirs, prompt, n))
+            rate = f"{n / t_f:.0f} tok/s" + (f" per row, {batch * n / t_f:.0f} total" if batch > 1 else "")
+            out.append(Row(f"  fast=True (omni.nn.fast_decode) vs transformers generate, batch {batch} "
+                           f"(same tokens: {same_f})", rate,
+                           f"transformers generate {n / t_h:.0f} tok/s" + (" per row" if batch > 1 else ""),
+                           t_h / t_f, 2.5 if batch == 1 else None, ok=same_f))
+            if batch == 1:   # the bound: the bare matmuls of every step
+                t_mm, t_h = time_pair(decode_matmuls_fn(ours, batch, n), lambda: hf_generate(theirs, prompt, n),
+                                      1, args.reps)
+                out.append(Row("  bound: the 17 bare matmuls of each step (no attention, norms, prompt)",
+                               f"{t_mm / n * 1e3:.2f} ms/token", f"transformers generate {t_h / n * 1e3:.2f} ms/token",
+                               t_h / t_mm, None))
             if batch == 1 and args.compile:
                 comp = compiled_copy(ours)
                 t0 = time.perf_counter()

@@ -206,6 +206,17 @@ def test_chat_with_image_and_audio_matches_the_pipeline(capsys, exports, media):
     assert f"{len(want.ids)} tokens, stopped by {want.stop_reason}" in err
 
 
+def test_chat_fast_decode_is_announced_and_answers_as_eager(capsys, exports, media):
+    image, clip = media
+    args = ["chat", "what do you see?", "--image", image, "--audio", clip, "--ckpt", exports["omni_sft"],
+            "--max-tokens", 8, "--greedy", "--device", "cpu"]
+    rc, eager, _ = run(capsys, *args)
+    assert rc == 0
+    rc, fast, err = run(capsys, *args, "--fast-decode")
+    assert rc == 0, err
+    assert err.startswith("[fast-decode] omni chat") and fast == eager
+
+
 def test_chat_conversation_of_two_questions_matches_converse(capsys, exports, media):
     image, clip = media
     questions = ["<image>\nwhat colour is the star?", "<audio>\nis it loud or quiet?"]

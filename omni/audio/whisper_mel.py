@@ -68,9 +68,9 @@ def whisper_log_mel(wave: torch.Tensor, n_mels: int = 128) -> torch.Tensor:
     power = power[..., :-1]                                                      # (B?, 201, 3000): Whisper drops the last frame
     filters = whisper_mel_filters(n_mels).to(power.device)                       # (F, 201)
     mel = apply_filterbank(filters, power)                                       # (B?, F, 3000)
-    log_spec = mel.clamp(min=LOG_FLOOR).log10()
+    log_spec = mel.clamp_(min=LOG_FLOOR).log10_()                                # in place: mel is ours
     peak = log_spec.amax(dim=(-2, -1), keepdim=True)                             # one maximum per example
-    log_spec = torch.maximum(log_spec, peak - DYNAMIC_RANGE)
-    log_spec = (log_spec + 4.0) / 4.0
+    log_spec = torch.maximum(log_spec, peak - DYNAMIC_RANGE, out=log_spec)
+    log_spec = log_spec.add_(4.0).div_(4.0)                                      # (x + 4) / 4
     assert log_spec.shape[-2:] == (n_mels, N_FRAMES), f"log-mel shape {tuple(log_spec.shape)}"
     return log_spec if batched else log_spec.reshape(n_mels, N_FRAMES)

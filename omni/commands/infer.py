@@ -70,6 +70,9 @@ def cmd_chat(args) -> int:
         raise ValueError("--text-only answers one question; a conversation needs the omni_sft checkpoint")
     sampling = _sampling(args)                                # bad sampling options fail before loading
     _announce_compile(args, "omni chat")
+    if args.fast_decode:
+        _say("[fast-decode] omni chat: decode steps through omni.nn.fast_decode (a weight snapshot laid out for "
+             "one-row products; fp32 only, same tokens as the eager blocks)")
     device = resolve_device(args.device)
     precision, precision_name = _autocast(args, device)
     loaded = load_stage(stage, args.ckpt or default_folder(stage), device)
@@ -92,10 +95,11 @@ def cmd_chat(args) -> int:
     with precision:
         if args.text_only:
             results = [chat(loaded.model, loaded.tokenizer, questions[0], sampling=sampling, seed=args.seed,
-                            on_text=lambda piece: show(0, piece))]
+                            on_text=lambda piece: show(0, piece), fast=args.fast_decode)]
         else:
             results = converse(loaded.model, loaded.tokenizer, questions, images=pixels, mels=mels,
-                               sampling=sampling, seed=args.seed, on_text=show, on_turn=header)
+                               sampling=sampling, seed=args.seed, on_text=show, on_turn=header,
+                               fast=args.fast_decode)
     print(flush=True)
     for turn, result in enumerate(results, 1):
         _say(f"[chat] {f'turn {turn}: ' if len(results) > 1 else ''}{len(result.ids)} tokens, stopped by "

@@ -31,8 +31,14 @@ class GenerationResult:
 def generate(model, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
              sampling: SamplingConfig | None = None, eos_id: int | None = None, use_cache: bool = True,
              generator: torch.Generator | None = None, return_logits: bool = False,
-             on_token: Callable[[torch.Tensor], None] | None = None) -> GenerationResult:
+             on_token: Callable[[torch.Tensor], None] | None = None, fast: bool = False) -> GenerationResult:
     """Continue a prompt given as ids (B, T) xor embeds (B, T, C).
+
+    ``fast=True`` (with the cache, fp32) runs the decode steps through ``model.fast_decoder()``
+    (omni.nn.fast_decode: the same arithmetic on a snapshot of the weights laid out for one-row
+    products, no module calls); the prompt still goes through the model's ``hidden_states``, and only
+    its last position through the head (the decoder then needs ``hidden_states`` too). Same tokens as the eager
+    steps (tests/test_fast_decode.py); the trace shows the eager path only.
 
     Stops when every row has produced ``eos_id``, after ``max_new_tokens``, or
     when the sequence reaches the model's context length (``stop_reason`` says
@@ -47,13 +53,19 @@ def generate(model, ids: torch.Tensor | None = None, embeds: torch.Tensor | None
     if T > ctx_len:
         raise ValueError(f"prompt of {T} tokens exceeds ctx_len={ctx_len}")
     cache = KVCache.for_model(model, B, dtype=prompt.dtype, device=prompt.device) if use_cache else None
+    if fast and not use_cache:
+        raise ValueError("fast=True decodes with the KV cache; it cannot be combined with use_cache=False")
+    decoder = model.fast_decoder() if fast else None          # built per call: never a stale snapshot
     finished = torch.zeros(B, dtype=torch.bool, device=prompt.device)
     out, step_logits, stop_reason = [], [], "max_new_tokens"
     seq = prompt
     # prefill: the whole prompt once (traced as one line; its layers are the forward pass shown before)
     trace.record_always("generate.prefill", (B, T), "prompt processed once, filling the KV cache")
     with trace.muted():
-        logits = model(embeds=prompt, cache=cache)[:, -1]              # (B, V)
+        if decoder is not None:   # logits of the last position only (the decoder's hidden_states)
+            logits = decoder.logits(model.hidden_states(embeds=prompt, cache=cache)[:, -1])   # (B, V)
+        else:
+            logits = model(embeds=prompt, cache=cache)[:, -1]          # (B, V)
     for step in range(sampling.max_new_tokens):
         if return_logits:
             step_logits.append(logits.float().clone())
@@ -73,6 +85,9 @@ def generate(model, ids: torch.Tensor | None = None, embeds: torch.Tensor | None
         if T + len(out) >= ctx_len:
             stop_reason = "ctx_len"
             break
+        if decoder is not None:                                          # the optional fast step
+            logits = decoder.step(nxt, cache)                            # (B, V)
+            continue
         new = model.embed(nxt[:, None])                                  # (B, 1, C)
         # the trace shows the first decode step in full, later ones by their sequence length only
         with trace.muted() if step > 0 else contextlib.nullcontext():

@@ -19,6 +19,7 @@ from torch import nn
 from omni import trace
 from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite, check_ids
 from omni.nn.cross_entropy import linear_cross_entropy
+from omni.nn.fast_decode import FastDecoder
 from omni.nn.init import init_normal
 
 
@@ -67,6 +68,11 @@ class ThinkerLM(nn.Module):
         """(n_layers, n_kv_heads, head_dim, ctx_len), what :meth:`KVCache.for_model` needs."""
         c = self.cfg
         return c.n_layers, c.n_kv_heads or c.n_heads, c.head_dim, c.ctx_len
+
+    def fast_decoder(self) -> FastDecoder:
+        """An inference-only snapshot of the weights for one-token decode steps (omni.nn.fast_decode)."""
+        return FastDecoder(self.tok_emb.weight, self.rope, self.blocks, self.norm, self.lm_head.weight,
+                           self.cfg.ctx_len, check_logits=self.cfg.check_finite)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, T) → embeddings (B, T, d_model), after checking every id is in the vocabulary."""

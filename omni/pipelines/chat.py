@@ -115,13 +115,14 @@ def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
          images: Sequence[torch.Tensor] = (), mels: Sequence[torch.Tensor] = (),
          sampling: SamplingConfig | None = None, seed: int | None = 0,
          on_text: Callable[[str], None] | None = None,
-         history: Sequence[tuple[str, str]] = ()) -> ChatResult:
+         history: Sequence[tuple[str, str]] = (), fast: bool = False) -> ChatResult:
     """Answer ``question`` about ``images`` (each (3, 224, 224)) and ``mels`` (each (F, 128) or (1, F, 128)).
 
     An OmniModel fuses the prompt with its placeholders; a bare ThinkerLM takes text only.
     ``on_text`` receives each new piece of the answer while it is generated.
     ``history`` holds earlier (question, answer) turns of the conversation; their
     markers and the question's consume ``images`` / ``mels`` in order.
+    ``fast`` decodes through the Thinker's fast step (``generate(fast=True)``, omni.nn.fast_decode).
     """
     if not question.strip():
         raise ValueError("the question is empty")
@@ -140,7 +141,8 @@ def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
         parts = build_parts(messages + [Message("user", prompt)], tokenizer, images=list(images), mels=mels,
                             what="conversation" if history else "question").parts
         fusion = model.fuse_parts([(kind, x[None].to(device)) for kind, x in parts])   # (1, T, C)
-        result = generate_multimodal(model, fusion, sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
+        result = generate_multimodal(model, fusion, sampling, eos_id=EOS_ID, generator=generator, on_token=stream,
+                                     fast=fast)
         layout = fusion.counts()
     elif isinstance(model, ThinkerLM):
         if images or mels:
@@ -148,7 +150,8 @@ def chat(model: OmniModel | ThinkerLM, tokenizer: BPETokenizer, question: str,
                              f"use the omni_sft checkpoint (OmniModel)")
         prompt = question
         ids = torch.tensor([tokenizer.encode(question)], device=model.tok_emb.weight.device)   # (1, T) with BOS
-        result = generate(model, ids=ids, sampling=sampling, eos_id=EOS_ID, generator=generator, on_token=stream)
+        result = generate(model, ids=ids, sampling=sampling, eos_id=EOS_ID, generator=generator, on_token=stream,
+                          fast=fast)
         layout = f"text {ids.shape[1]}"
     else:
         raise TypeError(f"chat needs an OmniModel or a ThinkerLM, got {type(model).__name__}")
@@ -163,7 +166,7 @@ def converse(model: OmniModel, tokenizer: BPETokenizer, questions: Sequence[str]
              images: Sequence[torch.Tensor] = (), mels: Sequence[torch.Tensor] = (),
              sampling: SamplingConfig | None = None, seed: int | None = 0,
              on_text: Callable[[int, str], None] | None = None,
-             on_turn: Callable[[int], None] | None = None) -> list[ChatResult]:
+             on_turn: Callable[[int], None] | None = None, fast: bool = False) -> list[ChatResult]:
     """Ask ``questions`` one after another in one conversation; returns one result per turn.
 
     Each question places its media with ``<image>`` / ``<audio>`` markers (consumed
@@ -192,7 +195,7 @@ def converse(model: OmniModel, tokenizer: BPETokenizer, questions: Sequence[str]
             on_turn(turn)
         emit = (lambda piece, t=turn: on_text(t, piece)) if on_text is not None else None
         result = chat(model, tokenizer, question, images=images[:used_img], mels=mels[:used_aud],
-                      sampling=sampling, seed=seed, on_text=emit, history=history)
+                      sampling=sampling, seed=seed, on_text=emit, history=history, fast=fast)
         results.append(result)
         history.append((result.prompt, result.text))
     return results
