@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from omni import demo
 from omni.commands import eval as eval_cmd
 from omni.commands import infer
 from omni.commands.data_import import add_import_parser
 from omni.demo_args import add_demo_arguments
+from omni.docs_build import DOCS_DIR
 from omni.docs_stepthrough import build as build_docs
 from omni.stages import STAGES
 from omni.traces import TRACE_PIPELINES
@@ -172,7 +174,8 @@ def _add_eval(sub) -> None:
 
 
 def _cmd_docs_build(args) -> int:
-    for path in build_docs(args.out, None if args.no_guide else args.step_through):
+    layers = Path(args.out).parent / "layers.png"              # docs/layers.png beside docs/pipelines/
+    for path in build_docs(args.out, None if args.no_guide else args.step_through, layers=layers):
         print(f"wrote {path}")
     return 0
 
@@ -228,10 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     dc = sub.add_parser("docs", help="generate the documentation from the code")
     dcs = dc.add_subparsers(dest="action", required=True)
-    db = dcs.add_parser("build", help="write docs/pipelines/*.md and docs/step-through.md from the traces")
-    db.add_argument("--out", default="docs/pipelines", help="folder of the pipeline pages (they link to the "
-                    "code as ../../omni/..., so keep them two folders below the repository root)")
-    db.add_argument("--step-through", default="docs/step-through.md", help="path of the step-through guide")
+    db = dcs.add_parser("build", help="write docs/pipelines/*.md, docs/step-through.md and docs/layers.png "
+                                          "from the traces and omni/layers.py")
+    db.add_argument("--out", default=str(DOCS_DIR / "pipelines"), help="folder of the pipeline pages (they link "
+                    "to the code as ../../omni/..., so keep them two folders below the repository root; default: "
+                    "the repository's docs/pipelines, from any directory)")
+    db.add_argument("--step-through", default=str(DOCS_DIR / "step-through.md"),
+                    help="path of the step-through guide (default: the repository's docs/step-through.md)")
     db.add_argument("--no-guide", action="store_true", help="write only the pipeline pages")
     db.set_defaults(func=_cmd_docs_build)
     return p

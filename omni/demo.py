@@ -28,10 +28,12 @@ import torch
 from omni import trace
 from omni.demo_args import add_demo_arguments
 from omni.evaluation import Metric, format_table, metrics_to_json
+from omni.generation.sampling import SamplingConfig
 from omni.stages import STAGES
 
 STAGE_ORDER = tuple(name for name in STAGES if name != "mufun")   # MuFun is traced at full size, not trained
 TEXT_STAGES = ("vision", "talker", "omni_sft")   # take the Thinker's tokenizer
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=24)       # every chat in the pipelines section
 
 
 @dataclass
@@ -147,85 +149,109 @@ def _save_trace(plan: DemoPlan, name: str, tr: trace.Tracer) -> str:
 
 
 def run_pipelines(plan: DemoPlan) -> list[Section]:
-    from omni.audio.io import load_audio, save_audio
-    from omni.audio.speech_mel import SpeechMelConfig, speech_mel
-    from omni.audio.tiny_mel import log_mel
-    from omni.images import load_image
-    from omni.dry_run.mufun import trace_mufun
-    from omni.pipelines.chat import chat
+    """Every pipeline on the trained exports, one report section each, then MuFun's full-size dry run."""
     from omni.exports import load_stage
-    from omni.generation.sampling import SamplingConfig
-    from omni.audio.griffin_lim import VocoderConfig
-    from omni.pipelines.tts import speak, vocode
-    from omni.viz import image_png, mel_png
 
-    out, world = plan.out, plan.world
-    greedy = SamplingConfig(temperature=0.0, max_new_tokens=24)
-    thinker = load_stage("thinker", plan.export("thinker"), plan.device)
-    omni_sft = load_stage("omni_sft", plan.export("omni_sft"), plan.device)
-    asr = load_stage("audio", plan.export("audio"), plan.device)
-    talker = load_stage("talker", plan.export("talker"), plan.device)
-    codec = load_stage("codec", plan.export("codec"), plan.device)
-    vocoder = load_stage("vocoder", plan.export("vocoder"), plan.device)
-    image_size = omni_sft.model.cfg.vision.image_size
-    sections = []
+    exports = {stage: load_stage(stage, plan.export(stage), plan.device)
+               for stage in ("thinker", "omni_sft", "audio", "talker", "codec", "vocoder")}
+    text = text_chat(plan, exports["thinker"])
+    image, pixels = image_qa(plan, exports["omni_sft"])
+    asr = speech_recognition(plan, exports["audio"])
+    audio, clip_mel = audio_qa(plan, exports["omni_sft"])
+    both = image_and_audio(plan, exports["omni_sft"], pixels, clip_mel)
+    speech = text_to_speech(plan, exports["talker"], exports["codec"], exports["vocoder"], exports["audio"])
+    return [text, image, asr, audio, both, speech, mufun_dry_run(plan)]
 
-    # -- text chat -----------------------------------------------------------
-    sentence = (world / "corpus_test.txt").read_text(encoding="utf-8").splitlines()[0]
+
+def text_chat(plan: DemoPlan, thinker) -> Section:
+    from omni.pipelines.chat import chat
+
+    sentence = (plan.world / "corpus_test.txt").read_text(encoding="utf-8").splitlines()[0]
     prompt = " ".join(sentence.split()[:3])
     with trace.Tracer() as tr:
-        res = chat(thinker.model, thinker.tokenizer, prompt, sampling=greedy)
-    sections.append(Section("Text chat (Thinker, seed Part 1)", [
+        res = chat(thinker.model, thinker.tokenizer, prompt, sampling=GREEDY)
+    return Section("Text chat (Thinker, seed Part 1)", [
         f"- prompt: `{prompt}` ({res.layout} tokens)", f"- continuation (greedy): `{res.text}`",
-        f"- a held-out sentence that starts this way: `{sentence}`"], _save_trace(plan, "text", tr)))
+        f"- a held-out sentence that starts this way: `{sentence}`"], _save_trace(plan, "text", tr))
 
-    # -- image question answering --------------------------------------------
-    row = _first(world, "image_qa_test.jsonl")
-    image_path = world / row["image"]
-    pixels = load_image(image_path, size=image_size)
-    image_png(load_image(image_path), out / "image.png")
+
+def image_qa(plan: DemoPlan, omni_sft) -> tuple[Section, torch.Tensor]:
+    """The section, and the preprocessed image (the multimodal question asks about it again)."""
+    from omni.images import load_image
+    from omni.pipelines.chat import chat
+    from omni.viz import image_png
+
+    row = _first(plan.world, "image_qa_test.jsonl")
+    image_path = plan.world / row["image"]
+    pixels = load_image(image_path, size=omni_sft.model.cfg.vision.image_size)
+    image_png(load_image(image_path), plan.out / "image.png")
     with trace.Tracer() as tr:
-        res = chat(omni_sft.model, omni_sft.tokenizer, row["question"], images=[pixels], sampling=greedy)
-    sections.append(Section("Image question answering (Part 2)", [
+        res = chat(omni_sft.model, omni_sft.tokenizer, row["question"], images=[pixels], sampling=GREEDY)
+    return Section("Image question answering (Part 2)", [
         "![input image](image.png)", "", f"- question: `{row['question']}`",
         f"- model: `{res.text}` · expected: `{row['answer']}` · layout: {res.layout}"],
-        _save_trace(plan, "image_qa", tr)))
+        _save_trace(plan, "image_qa", tr)), pixels
 
-    # -- speech recognition ----------------------------------------------------
-    row = _first(world, "asr_test.jsonl")
-    wave = load_audio(world / row["audio"])
-    save_audio(out / "heard.wav", wave)
+
+def speech_recognition(plan: DemoPlan, asr) -> Section:
+    from omni.audio.io import load_audio, save_audio
+    from omni.audio.tiny_mel import log_mel
+    from omni.viz import mel_png
+
+    row = _first(plan.world, "asr_test.jsonl")
+    wave = load_audio(plan.world / row["audio"])
+    save_audio(plan.out / "heard.wav", wave)
     mel = log_mel(wave)                                                     # (1, F, 128)
-    mel_png(mel[0], out / "heard_mel.png", title="heard: tiny log-mel, 100 frames/s")
-    with trace.Tracer() as tr, torch.no_grad():
-        text = asr.model.transcribe(mel.to(plan.device), torch.tensor([mel.shape[1]], device=plan.device))[0]
-    sections.append(Section("Speech recognition (Part 3, CTC)", [
-        "[heard.wav](heard.wav)", "", "![heard mel](heard_mel.png)", "",
-        f"- transcript: `{text}`", f"- reference: `{row['text']}`"], _save_trace(plan, "asr", tr)))
-
-    # -- audio question answering ---------------------------------------------
-    row = _first(world, "audio_qa_test.jsonl")
-    clip = load_audio(world / row["audio"])
-    save_audio(out / "sound.wav", clip)
-    clip_mel = log_mel(clip)[0]
-    mel_png(clip_mel, out / "sound_mel.png", title="sound clip: tiny log-mel")
+    mel_png(mel[0], plan.out / "heard_mel.png", title="heard: tiny log-mel, 100 frames/s")
     with trace.Tracer() as tr:
-        res = chat(omni_sft.model, omni_sft.tokenizer, row["question"], mels=[clip_mel], sampling=greedy)
-    sections.append(Section("Audio question answering (Part 3)", [
+        text = _transcribe(plan, asr, mel)
+    return Section("Speech recognition (Part 3, CTC)", [
+        "[heard.wav](heard.wav)", "", "![heard mel](heard_mel.png)", "",
+        f"- transcript: `{text}`", f"- reference: `{row['text']}`"], _save_trace(plan, "asr", tr))
+
+
+def audio_qa(plan: DemoPlan, omni_sft) -> tuple[Section, torch.Tensor]:
+    """The section, and the clip's log-mel (the multimodal question hears it again)."""
+    from omni.audio.io import load_audio, save_audio
+    from omni.audio.tiny_mel import log_mel
+    from omni.pipelines.chat import chat
+    from omni.viz import mel_png
+
+    row = _first(plan.world, "audio_qa_test.jsonl")
+    clip = load_audio(plan.world / row["audio"])
+    save_audio(plan.out / "sound.wav", clip)
+    clip_mel = log_mel(clip)[0]
+    mel_png(clip_mel, plan.out / "sound_mel.png", title="sound clip: tiny log-mel")
+    with trace.Tracer() as tr:
+        res = chat(omni_sft.model, omni_sft.tokenizer, row["question"], mels=[clip_mel], sampling=GREEDY)
+    return Section("Audio question answering (Part 3)", [
         "[sound.wav](sound.wav)", "", "![sound mel](sound_mel.png)", "", f"- question: `{row['question']}`",
         f"- model: `{res.text}` · expected: `{row['answer']}` · layout: {res.layout}"],
-        _save_trace(plan, "audio_qa", tr)))
+        _save_trace(plan, "audio_qa", tr)), clip_mel
 
-    # -- multimodal -------------------------------------------------------------
+
+def image_and_audio(plan: DemoPlan, omni_sft, pixels: torch.Tensor, clip_mel: torch.Tensor) -> Section:
+    from omni.pipelines.chat import chat
+
     question = "what do you see and hear?"
     with trace.Tracer() as tr:
         res = chat(omni_sft.model, omni_sft.tokenizer, question, images=[pixels], mels=[clip_mel],
-                   sampling=greedy)
-    sections.append(Section("Image + audio + text (Part 4)", [
+                   sampling=GREEDY)
+    return Section("Image + audio + text (Part 4)", [
         f"- question: `{question}` about image.png and sound.wav", f"- model: `{res.text}` · layout: {res.layout}"],
-        _save_trace(plan, "multimodal", tr)))
+        _save_trace(plan, "multimodal", tr))
 
-    # -- text to speech ---------------------------------------------------------
+
+def text_to_speech(plan: DemoPlan, talker, codec, vocoder, asr) -> Section:
+    """Speak a held-out line with the learned vocoder and with Griffin-Lim; the ASR model hears both back."""
+    from omni.audio.griffin_lim import VocoderConfig
+    from omni.audio.io import load_audio, save_audio
+    from omni.audio.speech_mel import SpeechMelConfig, speech_mel
+    from omni.audio.tiny_mel import log_mel
+    from omni.pipelines.tts import speak, vocode
+    from omni.viz import mel_png
+
+    out, world = plan.out, plan.world
     row = _first(world, "tts_test.jsonl") if (world / "tts_test.jsonl").stat().st_size else \
         _first(world, "tts_train.jsonl")
     with trace.Tracer() as tr:
@@ -238,34 +264,37 @@ def run_pipelines(plan: DemoPlan) -> list[Section]:
     panels = [original, result.mel.cpu(), *(speech_mel(w, mel_cfg) for w in spoken.values())]
     mel_png(stacked_mels(panels, mel_cfg), out / "spoken_mel.png",
             title="speech mels, bottom to top: original clip, Talker (RVQ decode), learned vocoder, Griffin-Lim")
-    heard = {}
-    for name, wave in spoken.items():
-        heard_back = log_mel(wave)
-        with torch.no_grad():
-            heard[name] = asr.model.transcribe(heard_back.to(plan.device),
-                                               torch.tensor([heard_back.shape[1]], device=plan.device))[0]
-    sections.append(Section("Text to speech (Parts 5–6)", [
+    heard = {name: _transcribe(plan, asr, log_mel(wave)) for name, wave in spoken.items()}
+    return Section("Text to speech (Parts 5–6)", [
         "[spoken.wav](spoken.wav) (learned vocoder) · [spoken_griffin_lim.wav](spoken_griffin_lim.wav)", "",
         "![speech mels: original, Talker, learned vocoder, Griffin-Lim](spoken_mel.png)", "",
         f"- text: `{row['text']}`", f"- {result.codes.shape[1] - 1} frames "
         f"({spoken['spoken'].numel() / mel_cfg.sample_rate:.2f} s), stopped by {result.stop_reason}",
         f"- heard back by the ASR model (learned vocoder): `{heard['spoken']}`",
         f"- heard back by the ASR model (Griffin-Lim): `{heard['spoken_griffin_lim']}`"],
-        _save_trace(plan, "tts", tr)))
+        _save_trace(plan, "tts", tr))
 
-    # -- MuFun dry run ----------------------------------------------------------
+
+@torch.no_grad()
+def _transcribe(plan: DemoPlan, asr, mel: torch.Tensor) -> str:
+    """The ASR export's greedy transcript of one tiny log-mel (1, F, T)."""
+    return asr.model.transcribe(mel.to(plan.device), torch.tensor([mel.shape[1]], device=plan.device))[0]
+
+
+def mufun_dry_run(plan: DemoPlan) -> Section:
+    from omni.dry_run.mufun import trace_mufun
+
     tr = trace_mufun(seconds=180)
     rel = _save_trace(plan, "mufun", tr)
     if hasattr(tr, "weights_table"):
-        (out / rel).write_text((out / rel).read_text() + "\n" + tr.weights_table() + "\n")
+        (plan.out / rel).write_text((plan.out / rel).read_text() + "\n" + tr.weights_table() + "\n")
     shapes = {r.name: r.shape for r in tr.records}
-    sections.append(Section("MuFun, full size, on the meta device (seeds 000–003)", [
+    return Section("MuFun, full size, on the meta device (seeds 000–003)", [
         "A 3-minute song through Whisper-large-v3, the BLP_4i_2x connector and Qwen3-8B, traced without "
         "allocating the weights:", "",
         *(f"- `{name}`: {tuple(shapes[name])}" for name in ("features.all_chunks", "connector.linear2",
                                                          "fusion.sequence", "llm.logits") if name in shapes)],
-        rel))
-    return sections
+        rel)
 
 
 def stacked_mels(mels: list, mel_cfg) -> torch.Tensor:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from omni import trace
-from omni.docs_build import GENERATED, PAGES, code_link, generate
+from omni.docs_build import DOCS_DIR, GENERATED, PAGES, code_link, draw_layers, generate
 
 GUIDE_TO_ROOT = "../"       # the guide lives in docs/, one folder below the repository root
 TINY = ("text.md", "image.md", "audio.md", "multimodal.md", "tts.md", "talker-train.md")
@@ -141,8 +141,10 @@ def render_step_through(traces: dict[str, trace.Tracer]) -> str:
     return "\n".join(out)
 
 
-def build(out: str | Path = "docs/pipelines", guide: str | Path | None = "docs/step-through.md") -> list[Path]:
-    """Write the pipeline pages (and the step-through guide unless ``guide`` is None); return the paths."""
+def build(out: str | Path = DOCS_DIR / "pipelines", guide: str | Path | None = DOCS_DIR / "step-through.md",
+          layers: str | Path | None = None) -> list[Path]:
+    """Write the pipeline pages, the step-through guide (unless ``guide`` is None) and, given a path
+    ``layers``, the picture of the package's layers (docs/layers.png); return the paths."""
     files, traces = generate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,4 +157,6 @@ def build(out: str | Path = "docs/pipelines", guide: str | Path | None = "docs/s
         guide.parent.mkdir(parents=True, exist_ok=True)
         guide.write_text(render_step_through(traces), encoding="utf-8")
         written.append(guide)
+    if layers is not None:
+        written.append(draw_layers(layers))
     return written

@@ -8,21 +8,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from omni.layers import LAYERS as PACKAGE_LAYERS
+
 ROOT = Path(__file__).resolve().parents[1]
 
-# Lowest first. A module belongs to the longest prefix listed; a module may import its own layer and below.
-LAYERS: list[tuple[str, ...]] = [
-    ("omni", "omni.trace", "omni.progress"),                                    # the package, the tracer
-    ("omni.nn", "omni.audio", "omni.images", "omni.tokenizer", "omni.cer",      # blocks and signal/text basics
-     "omni.checkpoint", "omni.device", "omni.viz"),
-    ("omni.generation",),                                                       # the decoding loop, sampling
-    ("omni.models", "omni.mufun"),                                              # the models
-    ("omni.data", "omni.mufun.qa", "omni.exports"),                             # worlds, manifests, datasets; exports
-    ("omni.training", "omni.pipelines"),                                        # the loop; inference
-    ("omni.evaluation", "omni.dry_run"),                                        # held-out metrics; dry runs
-    ("omni.stages", "omni.traces", "omni.docs_build", "omni.docs_stepthrough"),  # registries, docs builder
-    ("omni.commands", "omni.demo", "omni.demo_args", "omni.cli", "omni.__main__"),
-]
+# Lowest first (omni/layers.py, which docs/layout.md describes and docs/layers.png draws). A module belongs to
+# the longest prefix listed; a module may import its own layer and below.
+LAYERS: list[tuple[str, ...]] = [layer.modules for layer in PACKAGE_LAYERS]
 
 
 def module_files() -> dict[str, Path]:
@@ -63,7 +55,7 @@ def layer(module: str) -> int:
         for prefix in names:
             if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > len(best):
                 best, rank = prefix, i
-    assert rank is not None, f"{module} is in no layer: add it to LAYERS in tests/test_layers.py and docs/layout.md"
+    assert rank is not None, f"{module} is in no layer: add it to LAYERS in omni/layers.py and docs/layout.md"
     return rank
 
 

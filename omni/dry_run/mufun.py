@@ -120,7 +120,7 @@ def trace_mufun(seconds: float = 180.0, preset: str = "mufun", prompt: str | Non
             wave = torch.empty(round(seconds * SAMPLE_RATE), device="meta")           # (samples,)
             trace.record("audio.resampled", wave, "mono, resampled to 16 kHz")
             mels = model.mels(wave)                                                    # (N, F, 3000)
-        embeds, _, _ = model.prepare_inputs([ids], [mels])                           # (1, T, H)
+        embeds, _, _ = model.prepare_inputs([ids], [mels], chunk_batch=1)            # (1, T, H); chunk by chunk
         model.llm(embeds=embeds)
         with trace.Tracer():      # generation's per-step lines stay out of the seed table
             result = generate(model.llm, embeds=embeds, sampling=SamplingConfig(max_new_tokens=NEW_TOKENS))

@@ -4,7 +4,7 @@
           ──all chunks in order──▶ (N·300, 5120) ──BLP──▶ (N·300, H)
     prompt ids with -200 markers ──fuse──▶ (T', H) ──Qwen3──▶ logits (T', V)
 
-Training (``forward`` with labels) and generation share :meth:`prepare_inputs`.
+Training (``forward``: logits and loss) and generation share :meth:`prepare_inputs`.
 :meth:`set_stage` applies MuFun's two stages: ``warmup`` trains only the
 connector (Whisper and Qwen3 frozen, ``scripts/warmup_qwen.sh``), ``full``
 trains everything (``scripts/trainfull_qwen.sh``). Whisper's sinusoidal
@@ -54,20 +54,16 @@ class MuFunModel(nn.Module):
     def audio_features(self, mels: torch.Tensor, chunk_batch: int | None = None) -> torch.Tensor:
         """mel (N, F, 3000) → pooled multi-layer features (N, tokens_per_chunk, 4 · d_model).
 
-        ``chunk_batch`` chunks go through Whisper at a time (None: all at once). While
-        tracing, chunk 1 runs alone and is the only one recorded, as in seed 000's table
-        (the results are the same: chunks never see each other).
+        ``chunk_batch`` chunks go through Whisper at a time (None: all at once); the results are the
+        same, since chunks never see each other. (The full-size dry run passes 1, so that its folding
+        tracer keeps chunk 1's shapes, as in seed 000's table.)
         """
         N = mels.shape[0]
         step = chunk_batch or N
-        starts = list(range(0, N, step))
-        if trace.active() is not None and step > 1 and N > 1:
-            starts = [0] + [s for s in range(1, N, step)]
-        bounds = list(zip(starts, starts[1:] + [N]))
         out = []
         with trace.stage("whisper"):
-            for i, j in bounds:
-                states = self.whisper(mels[i:j].to(self._whisper_dtype()), keep=self.cfg.feature_layers)
+            for i in range(0, N, step):
+                states = self.whisper(mels[i:i + step].to(self._whisper_dtype()), keep=self.cfg.feature_layers)
                 out.append(pool_and_concat(states, self.cfg.feature_layers, self.cfg.pool_stride))
         return torch.cat(out)                                                       # (N, tokens, 4C)
 
@@ -102,11 +98,13 @@ class MuFunModel(nn.Module):
         return pad_batch(seqs)
 
     def forward(self, ids: Sequence[torch.Tensor], audios: Sequence[torch.Tensor],
-                labels: Sequence[torch.Tensor] | None = None):
-        """Training/scoring pass. Returns logits (B, T, V), or (logits, loss) with labels."""
+                labels: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training/scoring pass: (logits (B, T, V), mean next-token loss over the labelled positions).
+
+        ``labels[b]`` is ``ids[b]``'s targets, -100 where nothing is learned; each audio marker's label
+        spreads over that audio's embeddings. (Generation goes through :meth:`generate`.)
+        """
         embeds, fused_labels, _ = self.prepare_inputs(ids, audios, labels)
-        if labels is None:
-            return self.llm(embeds=embeds)
         return self.llm.logits_and_loss(fused_labels, embeds=embeds)
 
     @torch.no_grad()

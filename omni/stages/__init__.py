@@ -1,7 +1,10 @@
 """The training stages, in the order they are trained: the one registry every consumer reads.
 
     omni/stages/<stage>.py    the stage, top to bottom: preset → data → tokenizer → model → fit → export;
-                              ``main(argv)`` is what ``omni train <stage>`` and ``python train/<stage>.py`` run
+                              ``main(argv)`` is what ``omni train <stage>`` and ``python train/<stage>.py`` run.
+                              Every ``main`` has one skeleton (omni/training/stage.py): ``start`` (preset, command
+                              line, run directory, seeds, device), the stage's own data, model and loss, then
+                              ``train_and_export`` (fit, the files the export ships, the report line)
 
 :data:`STAGES` maps each name to a :class:`Stage`: what its export folder holds (the class it exports and that
 class's config, whether it carries the shared tokenizer and which config field its pieces must fit: the stage's

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from omni.data.quality import load_checked
 from omni.models.asr import ASRConfig, ASRModel
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
+from omni.training import ShuffledBatches
 from omni.training.ctc import SpecAugment, SpeechClips, collate_speech, ctc_loss, speech_cer
 from omni.training.data import PairedBatches
 from omni.training.sounds import SOUND_CLASSES, SoundClips, collate_sounds, sound_accuracy, sound_loss
+from omni.training.stage import checked_records, stage_parser, start, train_and_export
 from omni.data.music import SOUND_ATTRIBUTES
-from omni.training.stage import command_line_overrides, default_run_dir, stage_parser, world_file
 
 
 @dataclass
@@ -59,34 +58,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    run = start("audio", args, ASRConfig, AudioDataConfig)           # preset + command line; seeds, device
+    model_cfg, data_cfg, cfg, ctx, run_dir = run
 
     # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": ASRConfig, "data": AudioDataConfig, "train": TrainConfig})
-    model_cfg: ASRConfig = preset["model"]
-    data_cfg: AudioDataConfig = preset["data"]
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
-    run_dir = default_run_dir(args, "audio")
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
-
-    # =========================================================================
-    # 2. Clips: read the manifests, drop and COUNT bad clips (too short for CTC, unreadable, ...)
+    # 1. Clips: read the manifests, drop and COUNT bad clips (too short for CTC, unreadable, ...)
     # =========================================================================
     world = Path(args.data or data_cfg.world)
-    train_records, train_report = load_checked(world_file(world, "asr_train.jsonl"), "asr",
-                                               threshold=data_cfg.bad_data_threshold)
-    val_records, val_report = load_checked(world_file(world, "asr_val.jsonl"), "asr",
-                                           threshold=data_cfg.bad_data_threshold)
-    ctx.say(train_report.summary())
-    ctx.say(val_report.summary())
+    train_records = checked_records(world, "asr_train.jsonl", "asr", ctx.say, data_cfg.bad_data_threshold)
+    val_records = checked_records(world, "asr_val.jsonl", "asr", ctx.say, data_cfg.bad_data_threshold)
     val_records = val_records[: data_cfg.val_clips]
     hours = sum(r.duration or 0.0 for r in train_records) / 3600
     ctx.say(f"[data] {world}: {len(train_records):,} training clips ({hours:.2f} h), "
             f"{len(val_records):,} validation clips scored")
 
     # =========================================================================
-    # 3. Batches: log-mel computed on access, padded per batch with lengths
+    # 2. Batches: log-mel computed on access, padded per batch with lengths
     # =========================================================================
     train_clips, val_clips = SpeechClips(train_records, speeds=data_cfg.speed_perturb), SpeechClips(val_records)
     data = ShuffledBatches(train_clips, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
@@ -99,8 +86,8 @@ def main(argv=None) -> int:
         if model_cfg.sound_classes != SOUND_CLASSES:
             raise ValueError(f"{args.config}: data.sound_weight needs model.sound_classes {SOUND_CLASSES} "
                              f"(classes of {', '.join(SOUND_ATTRIBUTES)}), got {model_cfg.sound_classes}")
-        train_sounds, val_sounds = (SoundClips(load_checked(world_file(world, f"audio_qa_{split}.jsonl"),
-                                                            "audio_qa", threshold=data_cfg.bad_data_threshold)[0])
+        train_sounds, val_sounds = (SoundClips(checked_records(world, f"audio_qa_{split}.jsonl", "audio_qa", ctx.say,
+                                                               data_cfg.bad_data_threshold))
                                     for split in ("train", "val"))
         val_sounds.records = val_sounds.records[: data_cfg.val_sounds]
         ctx.say(f"[data] sound head: {len(train_sounds):,} training music clips, {len(val_sounds):,} validation, "
@@ -110,7 +97,7 @@ def main(argv=None) -> int:
             world_size=ctx.dist.world_size, collate_fn=collate_sounds))
 
     # =========================================================================
-    # 4. Model, loss (CTC, zero_infinity, SpecAugment-style masks), evaluation (CER)
+    # 3. Model, loss (CTC, zero_infinity, SpecAugment-style masks), evaluation (CER)
     # =========================================================================
     model = ASRModel(model_cfg)
     augment = data_cfg.spec_augment
@@ -127,16 +114,11 @@ def main(argv=None) -> int:
             out.update({f"val_sound_{k}_acc": v for k, v in sound_accuracy(m, val_sounds, data_cfg.eval_batch_size).items()})
         return out
 
-    # =========================================================================
-    # 5. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    def report(result) -> str:
+        return (f"[audio] validation: CER {100 * result.last_eval['val_cer']:.2f} %, "
+                f"CTC loss {result.last_eval['val_loss']:.4f} nats per character; best {result.best}")
 
     # =========================================================================
-    # 6. Report
+    # 4. Train (omni.training.fit), report
     # =========================================================================
-    if ctx.dist.is_main and result.last_eval is not None:
-        ctx.say(f"[audio] validation: CER {100 * result.last_eval['val_cer']:.2f} %, "
-                f"CTC loss {result.last_eval['val_loss']:.4f} nats per character; best {result.best}")
-    ctx.close()
-    return 0
+    return train_and_export(run, model, loss_fn, data, evaluate, report=report)

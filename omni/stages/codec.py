@@ -38,8 +38,8 @@ import torch
 from omni.audio.speech_mel import SpeechMelConfig
 from omni.evaluation.codec import codec_metrics, split_frames
 from omni.models.rvq import RVQ, CodecConfig, code_counts, kmeans_init, reseed_dead_codes
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
-from omni.training.stage import command_line_overrides, default_run_dir, stage_parser
+from omni.training import ShuffledBatches
+from omni.training.stage import stage_parser, start, train_and_export
 
 
 @dataclass
@@ -96,24 +96,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-
-    # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": CodecConfig, "data": CodecDataConfig, "train": TrainConfig})
-    model_cfg: CodecConfig = preset["model"]
-    data_cfg: CodecDataConfig = preset["data"]
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
+    run = start("codec", args, CodecConfig, CodecDataConfig)           # preset + command line; seeds, device
+    model_cfg, data_cfg, cfg, ctx, run_dir = run
     mel_cfg = SpeechMelConfig()
     if model_cfg.dim != mel_cfg.n_mels:
         raise ValueError(f"{args.config} [model] dim={model_cfg.dim}, but the speech mel has "
                          f"n_mels={mel_cfg.n_mels}: the codebooks live in mel space")
-    run_dir = default_run_dir(args, "codec")
     world = Path(args.data or data_cfg.world)
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 
     # =========================================================================
-    # 2. Frames: every speech-mel frame of the world's train / validation clips
+    # 1. Frames: every speech-mel frame of the world's train / validation clips
     # =========================================================================
     train_frames = split_frames(world, "train", data_cfg.tasks, mel_cfg, say=ctx.say)      # (M, 128)
     val_frames = split_frames(world, data_cfg.val_split, data_cfg.tasks, mel_cfg, say=ctx.say)
@@ -124,7 +116,7 @@ def main(argv=None) -> int:
             f" min), {val_frames.shape[0]:,} {data_cfg.val_split} frames; batches of {cfg.batch_size} frames")
 
     # =========================================================================
-    # 3. Model: codebooks initialised from data (skipped on resume: the checkpoint holds them)
+    # 2. Model: codebooks initialised from data (skipped on resume: the checkpoint holds them)
     # =========================================================================
     model = RVQ(model_cfg)
     if (run_dir / "checkpoints" / "latest.pt").exists():
@@ -140,7 +132,7 @@ def main(argv=None) -> int:
                     f"{m[f'perplexity_{k}']:.1f}" for k in range(model_cfg.n_codebooks)))
 
     # =========================================================================
-    # 4. Loss (with dead-code re-seeding on schedule) and evaluation
+    # 3. Loss (with dead-code re-seeding on schedule) and evaluation
     # =========================================================================
     every_micro = data_cfg.reseed_every * cfg.grad_accum_steps      # micro-batches between re-seedings
 
@@ -161,18 +153,13 @@ def main(argv=None) -> int:
         return {f"val_{k}" if k in ("loss", "mel_l1", "snr_db") else k: v
                 for k, v in codec_metrics(m, val_frames).items()}
 
-    # =========================================================================
-    # 5. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
-
-    # =========================================================================
-    # 6. Report
-    # =========================================================================
-    if ctx.dist.is_main and result.last_eval is not None:
+    def report(result) -> str:
         e = result.last_eval
-        ctx.say(f"[codec] {data_cfg.val_split}: mel L1 {e['val_mel_l1']:.3f}, SNR {e['val_snr_db']:.2f} dB, "
+        return (f"[codec] {data_cfg.val_split}: mel L1 {e['val_mel_l1']:.3f}, SNR {e['val_snr_db']:.2f} dB, "
                 + ", ".join(f"codebook {k} usage {100 * e[f'usage_{k}']:.0f} % perplexity "
                             f"{e[f'perplexity_{k}']:.1f}" for k in range(model_cfg.n_codebooks)))
-    ctx.close()
-    return 0
+
+    # =========================================================================
+    # 4. Train (omni.training.fit), report
+    # =========================================================================
+    return train_and_export(run, model, loss_fn, data, evaluate, report=report)

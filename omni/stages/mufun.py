@@ -28,21 +28,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 import torch
 
-from omni.data.quality import load_checked
 from omni.mufun.config import MuFunConfig
 from omni.mufun.model import PHASES, MuFunModel
 from omni.mufun.qa import MusicQADataset, QwenTokenizer, SharedBPE, collate_qa
 from omni.nn.cross_entropy import IGNORE_INDEX
-from omni.training import ShuffledBatches, TrainConfig, fit, load_exported, load_preset, override, setup
+from omni.training import ShuffledBatches, TrainConfig, load_exported, override
 from omni.training.config import config_diff
-from omni.training.stage import command_line_overrides, resolve_tokenizer, stage_parser, world_file
+from omni.training.stage import checked_records, resolve_tokenizer, stage_parser, start, train_and_export, world_file
 
 
 @dataclass
@@ -113,22 +111,13 @@ def build_model(args, cfg: MuFunConfig, say) -> MuFunModel:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-
-    # =========================================================================
-    # 1. Configuration: model/data/train sections, and what this stage changes in train
-    # =========================================================================
-    preset = load_preset(args.config, {"model": MuFunConfig, "data": MuFunDataConfig, "train": TrainConfig,
-                                       "stages": MuFunStagesConfig})
-    model_cfg: MuFunConfig = preset["model"]
-    data_cfg: MuFunDataConfig = preset["data"]
-    stage_train = override(preset["train"], **getattr(preset["stages"], args.stage))
-    cfg: TrainConfig = command_line_overrides(stage_train, args)
-    run_dir = Path(args.out or f"runs/mufun-{args.stage}-{Path(args.config).stem}")
+    run = start(f"mufun-{args.stage}", args, MuFunConfig, MuFunDataConfig, sections={"stages": MuFunStagesConfig},
+                train=lambda preset: override(preset["train"], **getattr(preset["stages"], args.stage)))
+    model_cfg, data_cfg, cfg, ctx, run_dir = run       # train: the preset's, as its stages section changes it
     world = Path(args.data or data_cfg.world)
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 
     # =========================================================================
-    # 2. Model and stage: what starts where, what trains (a missing source stops the run here)
+    # 1. Model and stage: what starts where, what trains (a missing source stops the run here)
     # =========================================================================
     model = build_model(args, model_cfg, ctx.say)
     trainable = model.set_stage(args.stage)
@@ -139,7 +128,7 @@ def main(argv=None) -> int:
             f"{', '.join(sorted({'whisper', 'connector', 'llm'} - set(parts))) or 'nothing'}")
 
     # =========================================================================
-    # 3. Tokenizer: a Qwen tokenizer.json if given, else the shared BPE (stand-in for Qwen's)
+    # 2. Tokenizer: a Qwen tokenizer.json if given, else the shared BPE (stand-in for Qwen's)
     # =========================================================================
     init_tok = Path(args.init) / "tokenizer.model" if args.init else None
     if args.hf_tokenizer:
@@ -154,12 +143,11 @@ def main(argv=None) -> int:
     ctx.say(f"[tokenizer] {tok.describe()}")
 
     # =========================================================================
-    # 4. Music QA: checked records (bad data counted); audio decoded per batch
+    # 3. Music QA: checked records (bad data counted); audio decoded per batch
     # =========================================================================
     splits = {}
     for split in ("train", "val"):
-        records, report = load_checked(world_file(world, f"audio_qa_{split}.jsonl"), "audio_qa")
-        ctx.say(f"[data] {report.summary()}")
+        records = checked_records(world, f"audio_qa_{split}.jsonl", "audio_qa", ctx.say, prefix="[data] ")
         if not records:
             raise ValueError(f"{world_file(world, f'audio_qa_{split}.jsonl')} holds no usable questions")
         splits[split] = records
@@ -171,7 +159,7 @@ def main(argv=None) -> int:
                            world_size=ctx.dist.world_size, collate_fn=collate_qa)
 
     # =========================================================================
-    # 5. Loss (MuFunModel's: -100 on audio and prompt) and validation loss
+    # 4. Loss (MuFunModel's: -100 on audio and prompt) and validation loss
     # =========================================================================
     def loss_fn(m, batch):
         _, loss = m(batch["ids"], batch["audios"], batch["labels"])              # -100 on audio and prompt
@@ -187,20 +175,13 @@ def main(argv=None) -> int:
             total, count = total + float(loss) * counts["tokens"], count + counts["tokens"]
         return {"val_loss": total / count}
 
-    # =========================================================================
-    # 6. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    def report(result) -> str:
+        return (f"[mufun] {args.stage}: validation {result.last_eval['val_loss']:.4f} nats per answer token; next: "
+                + (f"--stage full --init {run_dir / 'export'}" if args.stage == "warmup"
+                   else f"omni eval mufun --ckpt {run_dir / 'export'}"))
 
     # =========================================================================
-    # 7. Ship the tokenizer with the exported weights; report
+    # 5. Train (omni.training.fit), ship the tokenizer with the exported weights, report
     # =========================================================================
-    if ctx.dist.is_main:
-        source = Path(args.hf_tokenizer) / "tokenizer.json" if args.hf_tokenizer else run_dir / "tokenizer.model"
-        shutil.copyfile(source, run_dir / "export" / source.name)
-        if result.last_eval is not None:
-            ctx.say(f"[mufun] {args.stage}: validation {result.last_eval['val_loss']:.4f} nats per answer token; "
-                    f"next: " + (f"--stage full --init {run_dir / 'export'}" if args.stage == "warmup"
-                                 else f"omni eval mufun --ckpt {run_dir / 'export'}"))
-    ctx.close()
-    return 0
+    shipped = Path(args.hf_tokenizer) / "tokenizer.json" if args.hf_tokenizer else run_dir / "tokenizer.model"
+    return train_and_export(run, model, loss_fn, data, evaluate, ship=[shipped], report=report)

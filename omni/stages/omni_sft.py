@@ -18,19 +18,17 @@ tokenizer.model). Held-out QA accuracy: ``omni eval omni_sft``.
 from __future__ import annotations
 
 import argparse
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 from omni.data.dialogue import LEARN_TURNS
-from omni.data.quality import load_checked
 from omni.models.omni_model import OmniConfig, OmniModel
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
+from omni.training import ShuffledBatches
 from omni.checkpoint import export_dir
 from omni.training.sft import (LOSS_WEIGHTINGS, DialogueDataset, collate_dialogues, fit_to_context,
                                pack_questions, sft_loss, validation_loss)
-from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file
+from omni.training.stage import checked_records, resolve_tokenizer, stage_parser, start, train_and_export, world_file
 from omni.training.warm_start import PartSource, load_part
 
 PARTS = ("vision", "audio_encoder", "proj_v", "proj_a", "thinker")     # OmniModel's children
@@ -105,26 +103,18 @@ def part_exports(args) -> dict[str, Path | None]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-
-    # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": OmniConfig, "data": OmniSftDataConfig, "train": TrainConfig})
-    model_cfg: OmniConfig = preset["model"]
-    data_cfg: OmniSftDataConfig = preset["data"]
+    sources = part_exports(args)                       # before anything starts: a missing export stops here
+    run = start("omni_sft", args, OmniConfig, OmniSftDataConfig)       # preset + command line; seeds, device
+    model_cfg, data_cfg, cfg, ctx, run_dir = run
     if args.freeze is not None:
         data_cfg = OmniSftDataConfig(**{**vars(data_cfg), "freeze": [p for p in args.freeze.split(",") if p]})
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
-    run_dir = default_run_dir(args, "omni_sft")
-    world = Path(args.data or data_cfg.world)
-    sources = part_exports(args)                       # before anything starts: a missing export stops here
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
     if ctx.dist.world_size > 1:
         raise RuntimeError("omni_sft runs in one process: a batch without an image (or audio) leaves ViTTiny "
                            "(or the audio encoder) unused, which DistributedDataParallel refuses")
+    world = Path(args.data or data_cfg.world)
 
     # =========================================================================
-    # 2. Tokenizer: the Thinker's (shipped with its export), else given, else trained on the world
+    # 1. Tokenizer: the Thinker's (shipped with its export), else given, else trained on the world
     # =========================================================================
     given = args.tokenizer
     if sources["thinker"] is not None:
@@ -138,12 +128,11 @@ def main(argv=None) -> int:
     tok = resolve_tokenizer(run_dir, world, given=given, vocab_size=model_cfg.thinker.vocab_size, say=ctx.say)
 
     # =========================================================================
-    # 3. Dialogues: checked (bad data counted), then only those that fit the context
+    # 2. Dialogues: checked (bad data counted), then only those that fit the context
     # =========================================================================
     splits = {}
     for split in ("train", "val"):
-        records, report = load_checked(world_file(world, f"sft_{split}.jsonl"), "sft")
-        ctx.say(f"[data] {report.summary()}")
+        records = checked_records(world, f"sft_{split}.jsonl", "sft", ctx.say, prefix="[data] ")
         if split == "train" and data_cfg.questions_per_dialogue > 1:
             records, n_packed = pack_questions(records, data_cfg.questions_per_dialogue, seed=cfg.seed)
             ctx.say(f"[data] sft_train: {n_packed:,} one-question image/clip dialogues packed up to "
@@ -160,7 +149,7 @@ def main(argv=None) -> int:
     data = ShuffledBatches(train_set, cfg.batch_size, cfg.seed, collate_fn=collate_dialogues)
 
     # =========================================================================
-    # 4. Model: pre-trained parts from the earlier stages' exports (strict), the rest new — said loudly
+    # 3. Model: pre-trained parts from the earlier stages' exports (strict), the rest new — said loudly
     # =========================================================================
     model = OmniModel(model_cfg)
     for part, export in sources.items():
@@ -179,24 +168,20 @@ def main(argv=None) -> int:
     if data_cfg.freeze:
         ctx.say(f"[init] frozen: {', '.join(data_cfg.freeze)}")
 
-    def evaluate(m) -> dict:
-        return validation_loss(m, val_examples, data_cfg.eval_batch_size)
-
     # =========================================================================
-    # 5. Train (guards, checkpoints, resume, metrics: omni.training.fit)
+    # 4. Loss (the answers' tokens), evaluation (held-out loss)
     # =========================================================================
     def loss_fn(m, batch):
         return sft_loss(m, batch, weighting=data_cfg.loss_weighting)
 
-    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    def evaluate(m) -> dict:
+        return validation_loss(m, val_examples, data_cfg.eval_batch_size)
+
+    def report(result) -> str:
+        return (f"[omni_sft] validation: {result.last_eval['val_loss']:.4f} nats per answer token; "
+                f"best {result.best}; QA accuracy: omni eval omni_sft --ckpt {run_dir / 'export'}")
 
     # =========================================================================
-    # 6. Ship the tokenizer with the exported weights; report
+    # 5. Train (omni.training.fit), ship the tokenizer with the exported weights, report
     # =========================================================================
-    if ctx.dist.is_main:
-        shutil.copyfile(run_dir / "tokenizer.model", run_dir / "export" / "tokenizer.model")
-        if result.last_eval is not None:
-            ctx.say(f"[omni_sft] validation: {result.last_eval['val_loss']:.4f} nats per answer token; "
-                    f"best {result.best}; QA accuracy: omni eval omni_sft --ckpt {run_dir / 'export'}")
-    ctx.close()
-    return 0
+    return train_and_export(run, model, loss_fn, data, evaluate, ship=[run_dir / "tokenizer.model"], report=report)

@@ -28,20 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-import shutil
 
 from omni.audio.speech_mel import SpeechMelConfig
 from omni.evaluation.talker import teacher_forced
 from omni.models.rvq import RVQ, CodecConfig
 from omni.models.talker import TalkerConfig, TalkerTiny, talker_loss
 from omni.pipelines.tts import check_parts
-from omni.tokenizer import BPETokenizer
-from omni.training import ShuffledBatches, TrainConfig, fit, load_exported, load_preset, setup
-from omni.training.distributed import barrier
+from omni.training import ShuffledBatches, load_exported
 from omni.training.speech import (CODEC_FINGERPRINT, clip_mels, codec_fingerprint, pad_talker_batch,
                                   split_records, talker_items)
 from omni.checkpoint import export_dir
-from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser
+from omni.training.stage import shared_tokenizer, stage_parser, start, train_and_export
 
 
 @dataclass
@@ -61,20 +58,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-
-    # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": TalkerConfig, "data": TalkerDataConfig, "train": TrainConfig})
-    model_cfg: TalkerConfig = preset["model"]
-    data_cfg: TalkerDataConfig = preset["data"]
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
-    run_dir = default_run_dir(args, "talker")
+    run = start("talker", args, TalkerConfig, TalkerDataConfig)        # preset + command line; seeds, device
+    model_cfg, data_cfg, cfg, ctx, run_dir = run
     world = Path(args.data or data_cfg.world)
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 
     # =========================================================================
-    # 2. The codec whose codes the Talker learns to speak
+    # 1. The codec whose codes the Talker learns to speak
     # =========================================================================
     codec_dir = Path(args.codec)
     if not (codec_dir / "config.json").is_file():
@@ -94,15 +83,12 @@ def main(argv=None) -> int:
     ctx.say(f"[codec] {codec_dir}: {rvq.cfg.n_codebooks} × {rvq.cfg.codebook_size} codes per frame")
 
     # =========================================================================
-    # 3. Tokenizer: the one the whole stack shares
+    # 2. Tokenizer: the one the whole stack shares
     # =========================================================================
-    if ctx.dist.is_main:
-        resolve_tokenizer(run_dir, world, args.tokenizer, vocab_size=model_cfg.text_vocab_size, say=ctx.say)
-    barrier(ctx.dist)                                  # other ranks wait for rank 0's copy
-    tok = BPETokenizer(run_dir / "tokenizer.model")
+    tok = shared_tokenizer(run, world, args.tokenizer, model_cfg.text_vocab_size)
 
     # =========================================================================
-    # 4. Pairs (text ids, codes) for the train and validation clips; padded batches
+    # 3. Pairs (text ids, codes) for the train and validation clips; padded batches
     # =========================================================================
     def pairs(split: str) -> list[dict]:
         records = split_records(world, ["tts"], split, ctx.say)
@@ -117,7 +103,7 @@ def main(argv=None) -> int:
             f" {len(val_items)} {data_cfg.val_split} clips; batches of {cfg.batch_size}")
 
     # =========================================================================
-    # 5. Model, loss (Part 6 + stop), evaluation (teacher-forced loss and code accuracy)
+    # 4. Model, loss (Part 6 + stop), evaluation (teacher-forced loss and code accuracy)
     # =========================================================================
     model = TalkerTiny(model_cfg)
 
@@ -128,21 +114,14 @@ def main(argv=None) -> int:
     def evaluate(m) -> dict:
         return teacher_forced(m, val_items, data_cfg.eval_batch_size)
 
-    # =========================================================================
-    # 6. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    def report(result) -> str:
+        e = result.last_eval
+        return (f"[talker] {data_cfg.val_split}: loss {e['val_loss']:.3f}, code accuracy base "
+                f"{100 * e['acc_base']:.1f} % residual {100 * e['acc_residual']:.1f} %, stop "
+                f"{100 * e['acc_stop']:.1f} %")
 
     # =========================================================================
-    # 7. Ship the tokenizer and the codec's fingerprint with the exported weights; report
+    # 5. Train (omni.training.fit), ship the tokenizer and the codec's fingerprint with the exported weights
     # =========================================================================
-    if ctx.dist.is_main:
-        shutil.copyfile(run_dir / "tokenizer.model", run_dir / "export" / "tokenizer.model")
-        shutil.copyfile(run_dir / CODEC_FINGERPRINT, run_dir / "export" / CODEC_FINGERPRINT)
-        if result.last_eval is not None:
-            e = result.last_eval
-            ctx.say(f"[talker] {data_cfg.val_split}: loss {e['val_loss']:.3f}, code accuracy base "
-                    f"{100 * e['acc_base']:.1f} % residual {100 * e['acc_residual']:.1f} %, stop "
-                    f"{100 * e['acc_stop']:.1f} %")
-    ctx.close()
-    return 0
+    return train_and_export(run, model, loss_fn, data, evaluate, report=report,
+                            ship=[run_dir / "tokenizer.model", run_dir / CODEC_FINGERPRINT])

@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.tokenizer import BPETokenizer
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
-from omni.training.distributed import barrier
+from omni.training import ShuffledBatches
 from omni.training.lm import bits_per_char, count_chars, encode_lines, next_token_loss, pack_windows
-from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file
+from omni.training.stage import shared_tokenizer, stage_parser, start, train_and_export, world_file
 
 
 @dataclass
@@ -59,19 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    run = start("thinker", args, ThinkerConfig, ThinkerDataConfig)   # preset + command line; seeds, device
+    model_cfg, data_cfg, cfg, ctx, run_dir = run
 
     # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": ThinkerConfig, "data": ThinkerDataConfig, "train": TrainConfig})
-    model_cfg: ThinkerConfig = preset["model"]
-    data_cfg: ThinkerDataConfig = preset["data"]
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
-    run_dir = default_run_dir(args, "thinker")
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
-
-    # =========================================================================
-    # 2. Corpus: a world's train / held-out sentences, or a text file split by a seeded shuffle
+    # 1. Corpus: a world's train / held-out sentences, or a text file split by a seeded shuffle
     # =========================================================================
     corpus = Path(args.data or data_cfg.corpus)
     if corpus.is_dir():
@@ -90,26 +80,21 @@ def main(argv=None) -> int:
     ctx.say(f"[data] {corpus}: {len(train_lines):,} training lines, {len(val_lines):,} held out")
 
     # =========================================================================
-    # 3. Tokenizer (the whole stack shares it): given, or in the run directory (resume), or trained —
+    # 2. Tokenizer (the whole stack shares it): given, or in the run directory (resume), or trained —
     #    on the world's tokenizer_corpus.txt, or on a text file's training lines
     # =========================================================================
-    if ctx.dist.is_main:
-        tok_path = run_dir / "tokenizer.model"
-        if not corpus.is_dir() and args.tokenizer is None and not tok_path.exists():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            train_text = run_dir / "tokenizer_train.txt"
-            train_text.write_text("\n".join(train_lines) + "\n", encoding="utf-8")
-            BPETokenizer.train(train_text, tok_path, vocab_size=model_cfg.vocab_size)
-            train_text.unlink()
-        resolve_tokenizer(run_dir, corpus if corpus.is_dir() else None, args.tokenizer,
-                          vocab_size=model_cfg.vocab_size, say=ctx.say)
-    barrier(ctx.dist)                                  # other ranks wait for rank 0's tokenizer
     tok_path = run_dir / "tokenizer.model"
-    tok = BPETokenizer(tok_path)
+    if ctx.dist.is_main and not corpus.is_dir() and args.tokenizer is None and not tok_path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        train_text = run_dir / "tokenizer_train.txt"
+        train_text.write_text("\n".join(train_lines) + "\n", encoding="utf-8")
+        BPETokenizer.train(train_text, tok_path, vocab_size=model_cfg.vocab_size)
+        train_text.unlink()
+    tok = shared_tokenizer(run, corpus if corpus.is_dir() else None, args.tokenizer, model_cfg.vocab_size)
     ctx.say(f"[tokenizer] {tok_path}: {tok.vocab_size} pieces (model vocabulary {model_cfg.vocab_size})")
 
     # =========================================================================
-    # 4. Token windows: BOS … EOS per line, packed into ctx_len + 1 windows
+    # 3. Token windows: BOS … EOS per line, packed into ctx_len + 1 windows
     # =========================================================================
     train_windows = pack_windows(encode_lines(tok, train_lines), model_cfg.ctx_len)     # (W, ctx_len + 1)
     val_stream = encode_lines(tok, val_lines)                                          # (N,)
@@ -120,25 +105,18 @@ def main(argv=None) -> int:
             f"validation: {val_stream.numel():,} tokens for {val_chars:,} characters")
 
     # =========================================================================
-    # 5. Model, loss, evaluation
+    # 4. Model, loss, evaluation
     # =========================================================================
     model = ThinkerLM(model_cfg)
 
     def evaluate(m) -> dict:
         return bits_per_char(m, val_stream, val_chars, model_cfg.ctx_len, data_cfg.eval_batch_size)
 
-    # =========================================================================
-    # 6. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, next_token_loss, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    def report(result) -> str:
+        return (f"[thinker] validation: {result.last_eval['val_bpc']:.4f} bits per character, "
+                f"{result.last_eval['val_loss']:.4f} nats per token; best {result.best}")
 
     # =========================================================================
-    # 7. Ship the tokenizer with the exported weights; report
+    # 5. Train (omni.training.fit), ship the tokenizer with the exported weights, report
     # =========================================================================
-    if ctx.dist.is_main:
-        shutil.copyfile(tok_path, run_dir / "export" / "tokenizer.model")
-        if result.last_eval is not None:
-            ctx.say(f"[thinker] validation: {result.last_eval['val_bpc']:.4f} bits per character, "
-                    f"{result.last_eval['val_loss']:.4f} nats per token; best {result.best}")
-    ctx.close()
-    return 0
+    return train_and_export(run, model, next_token_loss, data, evaluate, ship=[tok_path], report=report)

@@ -22,21 +22,17 @@ from __future__ import annotations
 
 import argparse
 import functools
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 
 from omni.data.language import SCENE_COLOURS, SCENE_SHAPES, SCENE_SIZES
-from omni.data.quality import load_checked
 from omni.models.contrastive import ContrastiveConfig, ContrastiveModel
-from omni.tokenizer import BPETokenizer
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
+from omni.training import ShuffledBatches
 from omni.training.contrastive import (ATTRIBUTE_CLASSES, CaptionImages, attribute_accuracy, caption_accuracy,
                                        collate_captions, contrastive_loss, distinct_captions, first_piece_ids,
                                        retrieval_top1)
-from omni.training.distributed import barrier
-from omni.training.stage import command_line_overrides, default_run_dir, resolve_tokenizer, stage_parser, world_file
+from omni.training.stage import checked_records, shared_tokenizer, stage_parser, start, train_and_export
 
 
 @dataclass
@@ -65,39 +61,24 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    run = start("vision", args, ContrastiveConfig, VisionDataConfig)  # preset + command line; seeds, device
+    model_cfg, data_cfg, cfg, ctx, run_dir = run
 
     # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": ContrastiveConfig, "data": VisionDataConfig, "train": TrainConfig})
-    model_cfg: ContrastiveConfig = preset["model"]
-    data_cfg: VisionDataConfig = preset["data"]
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
-    run_dir = default_run_dir(args, "vision")
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
-
-    # =========================================================================
-    # 2. Pairs: read the manifests, drop and count images that are missing or fail to decode
+    # 1. Pairs: read the manifests, drop and count images that are missing or fail to decode
     # =========================================================================
     world = Path(args.data or data_cfg.world)
-    train_records, train_report = load_checked(world_file(world, "caption_train.jsonl"), "caption",
-                                               threshold=data_cfg.bad_data_threshold)
-    val_records, val_report = load_checked(world_file(world, "caption_val.jsonl"), "caption",
-                                           threshold=data_cfg.bad_data_threshold)
-    ctx.say(train_report.summary())
-    ctx.say(val_report.summary())
+    train_records = checked_records(world, "caption_train.jsonl", "caption", ctx.say, data_cfg.bad_data_threshold)
+    val_records = checked_records(world, "caption_val.jsonl", "caption", ctx.say, data_cfg.bad_data_threshold)
     val_records = distinct_captions(val_records, data_cfg.val_images)
 
     # =========================================================================
-    # 3. Tokenizer: the stack's one BPE tokenizer (given, reused, or trained on the world)
+    # 2. Tokenizer: the stack's one BPE tokenizer (given, reused, or trained on the world)
     # =========================================================================
-    if ctx.dist.is_main:
-        resolve_tokenizer(run_dir, world, args.tokenizer, vocab_size=model_cfg.text.vocab_size, say=ctx.say)
-    barrier(ctx.dist)                                  # other ranks wait for rank 0's tokenizer
-    tok = BPETokenizer(run_dir / "tokenizer.model")
+    tok = shared_tokenizer(run, world, args.tokenizer, model_cfg.text.vocab_size)
 
     # =========================================================================
-    # 4. Batches: preprocessed images (omni.images) and padded caption ids
+    # 3. Batches: preprocessed images (omni.images) and padded caption ids
     # =========================================================================
     size = model_cfg.vision.image_size
     attributes = data_cfg.attribute_weight > 0
@@ -115,7 +96,7 @@ def main(argv=None) -> int:
             + (f"; {data_cfg.hard_negatives} hard-negative captions per image" if data_cfg.hard_negatives else ""))
 
     # =========================================================================
-    # 5. Model, loss (InfoNCE both ways, learnable temperature), evaluation (retrieval top-1)
+    # 4. Model, loss (InfoNCE both ways, learnable temperature), evaluation (retrieval top-1)
     # =========================================================================
     model = ContrastiveModel(model_cfg)
     if data_cfg.caption_weight and model.caption_decoder is None:
@@ -143,18 +124,11 @@ def main(argv=None) -> int:
             out.update({f"val_attr_{k}_acc": v for k, v in attribute_accuracy(m, val_pairs, data_cfg.eval_batch_size).items()})
         return out
 
-    # =========================================================================
-    # 6. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    def report(result) -> str:
+        return (f"[vision] validation: image→caption top-1 {100 * result.last_eval['val_top1']:.1f} % among "
+                f"{len(val_pairs)}, temperature {result.last_eval['temperature']:.4f}; best {result.best}")
 
     # =========================================================================
-    # 7. Ship the tokenizer with the exported weights; report
+    # 5. Train (omni.training.fit), ship the tokenizer with the exported weights, report
     # =========================================================================
-    if ctx.dist.is_main:
-        shutil.copyfile(run_dir / "tokenizer.model", run_dir / "export" / "tokenizer.model")
-        if result.last_eval is not None:
-            ctx.say(f"[vision] validation: image→caption top-1 {100 * result.last_eval['val_top1']:.1f} % among "
-                    f"{len(val_pairs)}, temperature {result.last_eval['temperature']:.4f}; best {result.best}")
-    ctx.close()
-    return 0
+    return train_and_export(run, model, loss_fn, data, evaluate, ship=[run_dir / "tokenizer.model"], report=report)

@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from omni.audio.io import load_audio
 from omni.audio.speech_mel import SpeechMelConfig, num_samples, speech_mel
 from omni.models.vocoder import VocosConfig, VocosTiny, vocoder_loss
-from omni.training import ShuffledBatches, TrainConfig, fit, load_preset, setup
+from omni.training import ShuffledBatches
 from omni.training.speech import SPEECH_TASKS, split_records
-from omni.training.stage import command_line_overrides, default_run_dir, stage_parser
+from omni.training.stage import stage_parser, start, train_and_export
 
 
 @dataclass
@@ -88,24 +88,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-
-    # =========================================================================
-    # 1. Configuration: one preset file, three sections; the command line overrides a few keys
-    # =========================================================================
-    preset = load_preset(args.config, {"model": VocosConfig, "data": VocoderDataConfig, "train": TrainConfig})
-    model_cfg: VocosConfig = preset["model"]
-    data_cfg: VocoderDataConfig = preset["data"]
-    cfg: TrainConfig = command_line_overrides(preset["train"], args)
+    run = start("vocoder", args, VocosConfig, VocoderDataConfig)       # preset + command line; seeds, device
+    model_cfg, data_cfg, cfg, ctx, run_dir = run
     mel_cfg = SpeechMelConfig()
     if (model_cfg.n_mels, model_cfg.hop_length) != (mel_cfg.n_mels, mel_cfg.hop_length):
         raise ValueError(f"{args.config} [model] n_mels={model_cfg.n_mels}, hop_length={model_cfg.hop_length}, "
                          f"but the speech mel has n_mels={mel_cfg.n_mels}, hop_length={mel_cfg.hop_length}")
-    run_dir = default_run_dir(args, "vocoder")
     world = Path(args.data or data_cfg.world)
-    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
 
     # =========================================================================
-    # 2. Data: (mel, wave) segments of every training clip, all voices
+    # 1. Data: (mel, wave) segments of every training clip, all voices
     # =========================================================================
     train = clip_segments(world, "train", data_cfg, mel_cfg, say=ctx.say)
     val = clip_segments(world, data_cfg.val_split, data_cfg, mel_cfg, say=ctx.say)
@@ -118,7 +110,7 @@ def main(argv=None) -> int:
             f"segments; batches of {cfg.batch_size}")
 
     # =========================================================================
-    # 3. Model
+    # 2. Model
     # =========================================================================
     model = VocosTiny(model_cfg)
     ctx.say(f"[model] VocosTiny: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
@@ -126,7 +118,7 @@ def main(argv=None) -> int:
             f"{mel_cfg.frame_rate * model_cfg.upsample:g} Hz, iSTFT n_fft {model_cfg.n_fft} hop {model_cfg.sub_hop}")
 
     # =========================================================================
-    # 4. Loss and evaluation
+    # 3. Loss and evaluation
     # =========================================================================
     def loss_fn(m, batch):
         pred = m(batch["mel"])                                                    # (B, L × hop)
@@ -145,18 +137,13 @@ def main(argv=None) -> int:
             n += mel.shape[0]
         return {f"val_{k}": v / n for k, v in sums.items()}
 
-    # =========================================================================
-    # 5. Train (guards, checkpoints, resume, metrics: omni.training.fit)
-    # =========================================================================
-    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
-
-    # =========================================================================
-    # 6. Report
-    # =========================================================================
-    if ctx.dist.is_main and result.last_eval is not None:
+    def report(result) -> str:
         e = result.last_eval
-        ctx.say(f"[vocoder] {data_cfg.val_split}: loss {e['val_loss']:.3f}, spectral convergence "
+        return (f"[vocoder] {data_cfg.val_split}: loss {e['val_loss']:.3f}, spectral convergence "
                 f"{e['val_spectral_convergence']:.3f}, ln|S| L1 {e['val_log_mag_l1']:.3f}, "
                 f"ASR-mel L1 {e['val_asr_mel_l1']:.3f}")
-    ctx.close()
-    return 0
+
+    # =========================================================================
+    # 4. Train (omni.training.fit), report
+    # =========================================================================
+    return train_and_export(run, model, loss_fn, data, evaluate, report=report)

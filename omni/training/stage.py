@@ -1,5 +1,12 @@
-"""What every stage script shares beyond the loop: where the world and the
-tokenizer come from, and where a stage's exported weights live.
+"""What every stage shares beyond the loop: the one skeleton a stage's ``main`` runs, where the world and
+the tokenizer come from, and where a stage's exported weights live.
+
+The skeleton (omni/stages/<stage>.py fills in the middle)::
+
+    run = start("thinker", args, ThinkerConfig, ThinkerDataConfig)  # preset + command line; seeds, device
+    model_cfg, data_cfg, cfg, ctx, run_dir = run
+    ...                                                              # the stage's data, tokenizer, model, loss
+    return train_and_export(run, model, loss_fn, data, evaluate, ship=[...], report=...)
 
 Conventions (docs/training.md):
 
@@ -22,12 +29,73 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 from omni.checkpoint import export_dir
 from omni.data.folder import missing_task_message
-from omni.training.config import preset_path
+from omni.data.quality import DEFAULT_THRESHOLD, load_checked
+from omni.progress import set_quiet
 from omni.tokenizer import DEFAULT_VOCAB_SIZE, BPETokenizer
+from omni.training.config import TrainConfig, load_preset, preset_path
+from omni.training.data import DataSource
+from omni.training.distributed import barrier
+from omni.training.loop import TrainContext, TrainResult, fit, override, setup
 
+
+class StageRun(NamedTuple):
+    """One run of a stage, as :func:`start` sets it up; unpacks as ``model_cfg, data_cfg, cfg, ctx, run_dir``."""
+    model_cfg: Any          # the preset's model section (the stage's model config class)
+    data_cfg: Any           # the preset's data section
+    cfg: TrainConfig        # the preset's train section, the command line applied
+    ctx: TrainContext       # seeded, in torchrun's group if any, on its device
+    run_dir: Path           # --out, else runs/<name>-<preset>
+
+
+def start(name: str, args: argparse.Namespace, model: type, data: type, *, sections: dict[str, type] | None = None,
+          train: Callable[[dict], TrainConfig] | None = None) -> StageRun:
+    """Read ``args.config`` (sections model, data, train, and ``sections``), apply the command line to the
+    train section, pick the run directory (``--out``, else ``runs/<name>-<preset>``) and :func:`setup`.
+
+    ``train(preset)`` chooses the train section the command line applies to (MuFun's phases change a few keys).
+    """
+    preset = load_preset(args.config, {"model": model, "data": data, "train": TrainConfig, **(sections or {})})
+    cfg = command_line_overrides(train(preset) if train is not None else preset["train"], args)
+    run_dir = default_run_dir(args, name)
+    ctx = setup(cfg)                                   # seeds, joins torchrun's group, picks the device
+    return StageRun(preset["model"], preset["data"], cfg, ctx, run_dir)
+
+
+def train_and_export(run: StageRun, model, loss_fn: Callable, data: DataSource, evaluate: Callable[..., dict], *,
+                     ship: list[Path] = (), report: Callable[[TrainResult], str] | None = None) -> int:
+    """Train (:func:`~omni.training.loop.fit`: guards, checkpoints, resume, metrics, ``export/``), copy the files
+    in ``ship`` next to the exported weights, say ``report(result)`` after a validation; close; exit status 0."""
+    model_cfg, _, _, ctx, run_dir = run
+    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    if ctx.dist.is_main:
+        for path in ship:
+            shutil.copyfile(path, run_dir / "export" / Path(path).name)
+        if report is not None and result.last_eval is not None:
+            ctx.say(report(result))
+    ctx.close()
+    return 0
+
+
+def shared_tokenizer(run: StageRun, world: str | Path | None, given: str | Path | None,
+                     vocab_size: int) -> BPETokenizer:
+    """:func:`resolve_tokenizer` on rank 0 while the other ranks wait; then every rank reads the run's copy."""
+    if run.ctx.dist.is_main:
+        resolve_tokenizer(run.run_dir, world, given, vocab_size=vocab_size, say=run.ctx.say)
+    barrier(run.ctx.dist)                              # other ranks wait for rank 0's tokenizer
+    return BPETokenizer(run.run_dir / "tokenizer.model")
+
+
+def checked_records(world: str | Path, name: str, task: str, say, threshold: float = DEFAULT_THRESHOLD,
+                    prefix: str = "") -> list:
+    """The records of ``world/name`` with bad ones dropped and counted by reason (``omni.data.quality``); the count
+    is said (after ``prefix``), and more than ``threshold`` bad stops the run."""
+    records, report = load_checked(world_file(world, name), task, threshold=threshold)
+    say(prefix + report.summary())
+    return records
 
 
 def stage_parser(stage: str, doc: str, data_help: str = "synthetic-world folder (overrides data.world)"
@@ -60,9 +128,6 @@ def _preset_file(stage: str, name: str) -> str:
 
 def command_line_overrides(train_cfg, args: argparse.Namespace):
     """The preset's TrainConfig with --device, --precision, --max-steps, --quiet and --compile applied."""
-    from omni.progress import set_quiet
-    from omni.training.loop import override
-
     if args.quiet:
         set_quiet()
     return override(train_cfg, device=args.device, precision=args.precision, max_steps=args.max_steps,
