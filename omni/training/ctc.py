@@ -73,15 +73,22 @@ class SpeechClips:
         return fast if encoder_frames(fast.numel()) >= ctc_min_frames(text) else wave
 
 
+def pad_mels(mels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips' mels, each (F_i, 128) → right-padded with 0 (the encoder zeroes padding anyway) (B, F_max, 128),
+    and their lengths (B,)."""
+    mel_lengths = torch.tensor([m.shape[0] for m in mels], dtype=torch.long)
+    mel = torch.zeros(len(mels), int(mel_lengths.max()), mels[0].shape[1])             # (B, F_max, 128)
+    for i, m in enumerate(mels):
+        mel[i, : mel_lengths[i]] = m
+    return mel, mel_lengths
+
+
 def collate_speech(items: list[dict]) -> dict:
-    """Right-pad mels (with 0: the encoder zeroes padding anyway) and labels (with the blank, never read)."""
-    mel_lengths = torch.tensor([it["mel"].shape[0] for it in items], dtype=torch.long)
+    """Right-pad mels (:func:`pad_mels`) and labels (with the blank, never read)."""
+    mel, mel_lengths = pad_mels([it["mel"] for it in items])
     label_lengths = torch.tensor([it["labels"].numel() for it in items], dtype=torch.long)
-    B, n_mels = len(items), items[0]["mel"].shape[1]
-    mel = torch.zeros(B, int(mel_lengths.max()), n_mels)                               # (B, F_max, 128)
-    labels = torch.full((B, int(label_lengths.max())), CTC_BLANK_ID, dtype=torch.long)  # (B, L_max)
+    labels = torch.full((len(items), int(label_lengths.max())), CTC_BLANK_ID, dtype=torch.long)  # (B, L_max)
     for i, it in enumerate(items):
-        mel[i, : mel_lengths[i]] = it["mel"]
         labels[i, : label_lengths[i]] = it["labels"]
     return {"mel": mel, "mel_lengths": mel_lengths, "labels": labels, "label_lengths": label_lengths}
 

@@ -19,10 +19,13 @@ import torch.nn.functional as F
 
 from omni.data.dialogue import load_mel
 from omni.data.music import SOUND_ATTRIBUTES, sound_labels
+from omni.training.ctc import pad_mels
 
 DESCRIBE = "describe the sound."
 SOUND_CLASSES = [len(v) for v in SOUND_ATTRIBUTES.values()]
 NOT_APPLICABLE = "-"
+NOT_APPLICABLE_ID = {a: classes.index(NOT_APPLICABLE) if NOT_APPLICABLE in classes else -1   # -1: never a label
+                     for a, classes in SOUND_ATTRIBUTES.items()}
 
 
 class SoundClips:
@@ -46,11 +49,8 @@ class SoundClips:
 
 
 def collate_sounds(items: list[dict]) -> dict:
-    """Right-pad mels with 0 (the encoder masks padding): mel (B, F_max, 128), mel_lengths (B,), labels (B, 6)."""
-    mel_lengths = torch.tensor([it["mel"].shape[0] for it in items], dtype=torch.long)
-    mel = torch.zeros(len(items), int(mel_lengths.max()), items[0]["mel"].shape[1])
-    for i, it in enumerate(items):
-        mel[i, : mel_lengths[i]] = it["mel"]
+    """Right-pad mels (:func:`~omni.training.ctc.pad_mels`): mel (B, F_max, 128), mel_lengths (B,), labels (B, 6)."""
+    mel, mel_lengths = pad_mels([it["mel"] for it in items])
     return {"mel": mel, "mel_lengths": mel_lengths, "labels": torch.stack([it["labels"] for it in items])}
 
 
@@ -74,8 +74,7 @@ def sound_accuracy(model, clips: SoundClips, batch_size: int) -> dict[str, float
         logits = model.sound_logits(batch["mel"].to(device), batch["mel_lengths"].to(device))
         for k, (attribute, part) in enumerate(zip(SOUND_ATTRIBUTES, model.sound_head.split(logits))):
             labels = batch["labels"][:, k]
-            applies = labels != SOUND_ATTRIBUTES[attribute].index(NOT_APPLICABLE) \
-                if NOT_APPLICABLE in SOUND_ATTRIBUTES[attribute] else torch.ones_like(labels, dtype=torch.bool)
+            applies = labels != NOT_APPLICABLE_ID[attribute]                           # (B,)
             right[k] += float(((part.argmax(-1).cpu() == labels) & applies).sum())
             count[k] += float(applies.sum())
     model.train(was_training)
