@@ -6,7 +6,7 @@ import torch
 
 from omni.data.language import SCENE_COLOURS, SCENE_SHAPES, SCENE_SIZES
 from omni.data.scenes import caption, parse_caption, sample_scene
-from omni.models.attribute_head import AttributeHead
+from omni.models.attribute_head import AttributeHead, column_pool
 from omni.models.contrastive import ContrastiveConfig, ContrastiveModel, TextTowerConfig
 from omni.models.vision import VisionConfig
 from omni.training.contrastive import ATTRIBUTE_CLASSES, contrastive_loss, scene_attributes
@@ -41,6 +41,30 @@ def test_head_shapes_and_split():
     assert logits.shape == (2, 3, 19) and [p.shape[-1] for p in head.split(logits)] == [7, 9, 3]
     with pytest.raises(AssertionError, match="expects 5 tokens, got 4"):
         head(torch.randn(2, 4, 8))
+
+
+def test_column_pool_averages_the_patches_of_each_column():
+    pool = column_pool(grid=7, slots=3)                         # 224 px / 32: patch columns 0-1 | 2-4 | 5-6
+    assert pool.shape == (3, 49) and torch.allclose(pool.sum(dim=1), torch.ones(3))
+    columns = (pool > 0).view(3, 7, 7).any(dim=1)               # (slots, patch column): same for every row
+    assert [c.nonzero().flatten().tolist() for c in columns] == [[0, 1], [2, 3, 4], [5, 6]]
+    assert (pool > 0).sum(dim=0).eq(1).all()                    # each patch in exactly one column
+    with pytest.raises(ValueError, match="2 × 2 patch grid cannot give each of 3 columns"):
+        column_pool(grid=2, slots=3)
+
+
+def test_token_readout_is_one_shared_linear_read_per_column():
+    head = AttributeHead(n_tokens=10, d_in=8, slots=3, classes=(7, 9, 3), readout="tokens")
+    assert head.proj.weight.shape == (19, 8)
+    tokens = torch.zeros(2, 10, 8)
+    tokens[:, 1 + 3 * 2 + 0] = torch.randn(2, 8)                # one patch, grid row 2, column 0 (left)
+    logits = head(tokens)
+    assert logits.shape == (2, 3, 19)
+    bias = head.proj.bias.expand(2, 19)
+    assert torch.allclose(logits[:, 1], bias) and torch.allclose(logits[:, 2], bias)   # middle, right: untouched
+    assert torch.allclose(logits[:, 0], bias + head.proj(tokens[:, 7]) / 3 - bias / 3, atol=1e-6)
+    with pytest.raises(ValueError, match="readout must be one of"):
+        AttributeHead(n_tokens=10, d_in=8, slots=3, classes=(7, 9, 3), readout="mean")
 
 
 def tiny(attributes: bool) -> ContrastiveModel:

@@ -72,6 +72,7 @@ class ContrastiveConfig:
     caption: CaptionDecoderConfig = field(default_factory=CaptionDecoderConfig)   # n_layers 0: none (the seed)
     attribute_slots: int = 0        # > 0: an AttributeHead with this many slots (columns) …
     attribute_classes: list[int] = field(default_factory=list)   # … and these class counts per attribute
+    attribute_readout: str = "flat"   # "flat": one Linear over all tokens; "tokens": shared per patch, column-averaged
 
     def __post_init__(self):
         if isinstance(self.vision, dict):          # from config.json / a preset: Config(**d) rejects unknown keys
@@ -143,7 +144,8 @@ class ContrastiveModel(nn.Module):
                                               cfg.text.vocab_size, 1 + cfg.vision.n_patches, cfg.text.ctx_len) \
             if cfg.caption.n_layers else None
         self.attribute_head = AttributeHead(1 + cfg.vision.n_patches, cfg.vision.d_model, cfg.attribute_slots,
-                                            tuple(cfg.attribute_classes)) if cfg.attribute_slots else None
+                                            tuple(cfg.attribute_classes), cfg.attribute_readout) \
+            if cfg.attribute_slots else None
 
     def scale(self) -> torch.Tensor:
         """exp(logit_scale) with CLIP's clamp at 100; 1 / scale is the temperature τ."""
