@@ -103,12 +103,21 @@ def test_linear_cross_entropy_matches_plain_cross_entropy_value_and_gradients():
     torch.testing.assert_close(w.grad, 3 * gw, atol=1e-6, rtol=0)
 
 
-def test_thinker_targets_give_the_cross_entropy_of_its_logits():
+def test_next_token_loss_is_the_cross_entropy_of_the_thinkers_logits_value_and_gradients():
     from omni.models.thinker import ThinkerConfig, ThinkerLM
+    from omni.training.lm import NextTokenLoss
 
     torch.manual_seed(0)
     model = ThinkerLM(ThinkerConfig(vocab_size=97, d_model=32, n_layers=2, n_heads=2, ffn_hidden=64, ctx_len=16))
     ids = torch.randint(0, 97, (3, 13))
-    logits = model(ids[:, :-1])
+    logits = model(ids[:, :-1])                                   # forward: always logits (B, T, V)
+    assert logits.shape == (3, 12, 97)
     ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
-    torch.testing.assert_close(model(ids[:, :-1], targets=ids[:, 1:]), ref, atol=1e-6, rtol=0)
+    ref.backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    loss = NextTokenLoss(model)(ids[:, :-1], ids[:, 1:])
+    loss.backward()
+    torch.testing.assert_close(loss, ref, atol=1e-6, rtol=0)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, want[n], atol=1e-6, rtol=0, msg=lambda m: f"grad of {n}: {m}")
