@@ -82,6 +82,7 @@ class ThinkerLM(nn.Module):
         check_ids(ids, self.cfg.vocab_size)
         return self.tok_emb(ids)
 
+    @trace.stage("thinker")
     def hidden_states(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
                       cache: KVCache | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, d_model) → final-norm hidden states (B, T, d_model).
@@ -93,29 +94,29 @@ class ThinkerLM(nn.Module):
         """
         if (ids is None) == (embeds is None):
             raise ValueError("ThinkerLM.forward takes exactly one of ids (B, T) or embeds (B, T, d_model)")
-        with trace.stage("thinker"):
-            if ids is not None:
-                trace.record("thinker.ids", ids, "token ids")
-                x = self.embed(ids)
-            else:
-                if embeds.dim() != 3 or embeds.shape[-1] != self.cfg.d_model:
-                    raise ValueError(f"embeds must be (B, T, {self.cfg.d_model}), got {tuple(embeds.shape)}")
-                x = embeds
-            B, T, _ = x.shape
-            start = cache.length if cache is not None else 0
-            if start + T > self.cfg.ctx_len:
-                raise ValueError(f"sequence of {start + T} tokens ({start} cached + {T} new) exceeds "
-                                 f"ctx_len={self.cfg.ctx_len}")
-            trace.record("thinker.embed", x, "token embeddings")
-            rope = self.rope(start, T, device=x.device)
-            for i, block in enumerate(self.blocks):
-                x = block(x, rope=rope, cache=cache, layer=i)
-            if cache is not None:
-                cache.advance(T)
-            h = self.norm(x)
-            trace.record("thinker.norm", h, "final RMSNorm")
+        if ids is not None:
+            trace.record("thinker.ids", ids, "token ids")
+            x = self.embed(ids)
+        else:
+            if embeds.dim() != 3 or embeds.shape[-1] != self.cfg.d_model:
+                raise ValueError(f"embeds must be (B, T, {self.cfg.d_model}), got {tuple(embeds.shape)}")
+            x = embeds
+        B, T, _ = x.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.cfg.ctx_len:
+            raise ValueError(f"sequence of {start + T} tokens ({start} cached + {T} new) exceeds "
+                             f"ctx_len={self.cfg.ctx_len}")
+        trace.record("thinker.embed", x, "token embeddings")
+        rope = self.rope(start, T, device=x.device)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope=rope, cache=cache, layer=i)
+        if cache is not None:
+            cache.advance(T)
+        h = self.norm(x)
+        trace.record("thinker.norm", h, "final RMSNorm")
         return h
 
+    @trace.stage("thinker")
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
                 cache: KVCache | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, d_model) → logits (B, T, vocab_size).
@@ -126,9 +127,8 @@ class ThinkerLM(nn.Module):
         :class:`omni.training.lm.NextTokenLoss`.
         """
         h = self.hidden_states(ids, embeds, cache)
-        with trace.stage("thinker"):
-            logits = self.lm_head(h)
-            trace.record("thinker.logits", logits, "vocabulary logits")
+        logits = self.lm_head(h)
+        trace.record("thinker.logits", logits, "vocabulary logits")
         if self.cfg.check_finite:
             check_finite(logits, "ThinkerLM logits")
         return logits
