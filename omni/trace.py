@@ -12,6 +12,7 @@ Every call into this module is one statement a reader can delete without touchin
 leaving the plain computation: a record on its own line after the tensor it records, a stage as a
 decorator on the function that makes it (``@trace.stage("thinker")``) or as the ``stage=`` of a
 single record, and :func:`mute` / ``mute(False)`` around a repeated call.
+
 Tensors on the ``meta`` device carry shapes but no memory, so a full-size model
 (Whisper-large-v3 + Qwen3-8B) traces in seconds::
 
