@@ -29,7 +29,7 @@ from table import Row, bench_main
 
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.nn.compiled import compile_blocks
-from omni.training.lm import next_token_loss
+from omni.training.lm import NextTokenLoss, next_token_loss
 from omni.generation.generate import generate
 from omni.generation.sampling import SamplingConfig
 
@@ -84,11 +84,12 @@ def train_step_fn(model, ids, ours: bool, autocast: torch.dtype | None = None):
     """One AdamW step on ids (B, T+1): ours through the training loss of `omni train thinker`
     (omni.training.lm.next_token_loss), theirs through logits and F.cross_entropy."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    objective = NextTokenLoss(model) if ours else None
 
     def step():
         with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             if ours:
-                loss, _ = next_token_loss(model, ids)
+                loss, _ = next_token_loss(objective, ids)
             else:
                 logits = model(input_ids=ids[:, :-1]).logits
                 loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))

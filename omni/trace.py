@@ -7,6 +7,12 @@ drift apart.
 
 Model code calls :func:`record` at the places the seeds document. When no tracer
 is active, :func:`record` returns at once, so the hot path pays one global read.
+
+Every call into this module is one statement a reader can delete without touching another line,
+leaving the plain computation: a record on its own line after the tensor it records, a stage as a
+decorator on the function that makes it (``@trace.stage("thinker")``) or as the ``stage=`` of a
+single record, and :func:`mute` / ``mute(False)`` around a repeated call.
+
 Tensors on the ``meta`` device carry shapes but no memory, so a full-size model
 (Whisper-large-v3 + Qwen3-8B) traces in seconds::
 
@@ -63,7 +69,8 @@ class Tracer:
     fold: bool = False      # drop records of layers after layer 0 and records whose name was already recorded
     _stage: str = "main"
     _prev: "Tracer | None" = None
-    _muted: int = 0
+    _muted: bool = False
+    _scope_muted: bool = False    # _muted when the innermost stage began: what mute(False) returns to
 
     def __enter__(self) -> "Tracer":
         global _ACTIVE
@@ -76,22 +83,30 @@ class Tracer:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        prev, self._stage = self._stage, name
+        """Records made inside are in stage ``name``; at the end the stage and the muting before it return."""
+        saved = self._stage, self._muted, self._scope_muted
+        self._stage, self._scope_muted = name, self._muted
         try:
             yield
         finally:
-            self._stage = prev
+            self._stage, self._muted, self._scope_muted = saved
 
-    def add(self, name: str, shape: Sequence[int], desc: str = "", where: str | None = None) -> None:
-        """Append a record; ``where`` defaults to the line that called ``add``."""
-        if self._muted or self.fold and (LATER_LAYER.search(name) or name in {r.name for r in self.records}):
+    def mute(self, on: bool = True) -> None:
+        """Drop the records that follow (``on``), or keep them again; an outer mute stays (see :func:`mute`)."""
+        self._muted = on or self._scope_muted
+
+    def add(self, name: str, shape: Sequence[int], desc: str = "", where: str | None = None,
+            stage: str | None = None, always: bool = False) -> None:
+        """Append a record (in ``stage``, default the current one; ``always``: also while muted);
+        ``where`` defaults to the line that called ``add``."""
+        if self._muted and not always or self.fold and (LATER_LAYER.search(name)
+                                                        or name in {r.name for r in self.records}):
             return
         shape = tuple(int(s) for s in shape)
         numel = math.prod(shape)
         where = caller_location(1) if where is None else where
-        self.records.append(
-            TraceRecord(self._stage, len(self.records) + 1, name, desc, shape, numel, numel * BF16_BYTES, where)
-        )
+        self.records.append(TraceRecord(stage or self._stage, len(self.records) + 1, name, desc, shape, numel,
+                                        numel * BF16_BYTES, where))
 
     # -- queries used by tests and the CLI ---------------------------------
     def shapes(self, name: str) -> list[tuple[int, ...]]:
@@ -136,43 +151,36 @@ def caller_location(depth: int = 1) -> str:
     return f"{path}:{frame.f_lineno}"
 
 
-def record(name: str, x: torch.Tensor | Sequence[int], desc: str = ""):
+def record(name: str, x: torch.Tensor | Sequence[int], desc: str = "", stage: str | None = None):
     """Record ``x`` (a tensor, or a shape for tensors never materialised such as
-    SDPA's attention scores) under ``name`` when a tracer is active; return ``x``."""
+    SDPA's attention scores) under ``name`` when a tracer is active; return ``x``.
+    ``stage`` names the pipeline stage of this record alone (default: the current stage)."""
     if _ACTIVE is not None:
-        _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc, caller_location(1))
+        _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc, caller_location(1), stage)
     return x
 
 
-@contextlib.contextmanager
-def muted() -> Iterator[None]:
-    """Drop the records made inside (e.g. the 60 repetitive decode steps); see
-    :func:`record_always`. No-op when not tracing."""
-    tr = _ACTIVE
-    if tr is None:
-        yield
-        return
-    tr._muted += 1
-    try:
-        yield
-    finally:
-        tr._muted -= 1
-
-
-def record_always(name: str, x, desc: str = ""):
-    """Like :func:`record` but also inside :func:`muted` (for the one summary line per step)."""
+def record_always(name: str, x, desc: str = "", stage: str | None = None):
+    """Like :func:`record` but also while muted (for the one summary line per step)."""
     if _ACTIVE is not None:
-        muted_level, _ACTIVE._muted = _ACTIVE._muted, 0
-        try:
-            _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc, caller_location(1))
-        finally:
-            _ACTIVE._muted = muted_level
+        _ACTIVE.add(name, x.shape if isinstance(x, torch.Tensor) else x, desc, caller_location(1), stage,
+                    always=True)
     return x
+
+
+def mute(on: bool = True) -> None:
+    """Drop the records that follow (e.g. the 60 repetitive decode steps) until ``mute(False)``, or until the
+    enclosing :func:`stage` ends; :func:`record_always` still records. ``mute(False)`` inside a stage entered
+    while muted keeps the outer mute. No-op when not tracing."""
+    if _ACTIVE is not None:
+        _ACTIVE.mute(on)
 
 
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Name the pipeline stage of the records made inside (no-op when not tracing)."""
+    """Name the pipeline stage of the records made inside; at its end the stage and the muting before it
+    return. On a function, ``@trace.stage("thinker")``: every call is in that stage (one line to delete);
+    ``with trace.stage(...)`` also works (tests). No-op when not tracing."""
     if _ACTIVE is None:
         yield
     else:

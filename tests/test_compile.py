@@ -10,6 +10,7 @@ from omni.nn.compiled import compile_blocks
 from omni.generation.generate import generate
 from omni.generation.sampling import SamplingConfig
 from omni.training.config import TrainConfig
+from omni.training.lm import NextTokenLoss
 from omni.training.stage import command_line_overrides, stage_parser
 
 TINY = ThinkerConfig(vocab_size=64, d_model=32, n_layers=2, n_heads=2, ffn_hidden=64, ctx_len=32)
@@ -48,7 +49,7 @@ def test_compiled_blocks_agree_with_eager_in_training_and_greedy_decoding():
     assert list(compiled.state_dict()) == list(eager.state_dict())      # compiled in place: same names
 
     ids = torch.randint(0, TINY.vocab_size, (2, 17))
-    losses = [m(ids[:, :-1], targets=ids[:, 1:]) for m in (eager, compiled)]
+    losses = [NextTokenLoss(m)(ids[:, :-1], ids[:, 1:]) for m in (eager, compiled)]
     for loss in losses:
         loss.backward()
     torch.testing.assert_close(losses[1], losses[0], atol=1e-5, rtol=0)

@@ -131,10 +131,11 @@ def test_records_say_where_they_were_made():
     with trace.Tracer() as tr:
         line = sys._getframe().f_lineno + 1
         trace.record("a", (2, 3))
-        with trace.muted():
-            trace.record_always("b", (4,))
+        trace.mute()
+        trace.record_always("b", (4,))
+        trace.mute(False)
         tr.add("c", (1,))
-    assert [r.where for r in tr.records] == [f"{here}:{line}", f"{here}:{line + 2}", f"{here}:{line + 3}"]
+    assert [r.where for r in tr.records] == [f"{here}:{line}", f"{here}:{line + 2}", f"{here}:{line + 4}"]
     assert '"where": ' in tr.to_json() and f"| {here}:{line} |" in tr.table()
 
 

@@ -74,14 +74,39 @@ def test_tracer_records_only_while_active_and_names_missing():
     with trace.Tracer() as tr:
         with trace.stage("s"):
             trace.record("x", x, "desc")
-        with trace.muted():
-            trace.record("hidden", x)
-            trace.record_always("kept", (4,))
+        trace.mute()
+        trace.record("hidden", x)
+        trace.record_always("kept", (4,))
+        trace.mute(False)
     assert [(r.stage, r.name, r.shape, r.numel, r.bf16_bytes) for r in tr.records] == [
         ("s", "x", (2, 3), 6, 12), ("main", "kept", (4,), 4, 8)]
     with pytest.raises(KeyError, match="'nope' recorded 0 times"):
         tr.shape("nope")
     assert "| s | 1 | x | desc | (2, 3) | 6 | 12 B |" in tr.table()
+
+
+def test_trace_stage_on_a_function_ends_with_it_and_restores_the_stage_and_the_muting():
+    x = torch.zeros(2)
+
+    @trace.stage("inner")
+    def f(x):
+        trace.mute(False)        # lifts only a mute made inside this stage, never the caller's
+        trace.record("in", x)
+        trace.mute()             # ends with the stage
+        return x
+
+    assert f(x) is x             # no tracer: the plain function
+    with trace.Tracer() as tr:
+        f(x)
+        trace.record("after", x)
+        trace.record("staged", x, stage="s")          # one record in a stage of its own
+        trace.mute()
+        f(x)                                          # muted by the caller: "in" is dropped
+        trace.record_always("kept", (1,))
+        trace.mute(False)
+        trace.record("end", x)
+    assert [(r.stage, r.name) for r in tr.records] == [
+        ("inner", "in"), ("main", "after"), ("s", "staged"), ("main", "kept"), ("main", "end")]
 
 
 def test_linear_cross_entropy_matches_plain_cross_entropy_value_and_gradients():
@@ -103,12 +128,21 @@ def test_linear_cross_entropy_matches_plain_cross_entropy_value_and_gradients():
     torch.testing.assert_close(w.grad, 3 * gw, atol=1e-6, rtol=0)
 
 
-def test_thinker_targets_give_the_cross_entropy_of_its_logits():
+def test_next_token_loss_is_the_cross_entropy_of_the_thinkers_logits_value_and_gradients():
     from omni.models.thinker import ThinkerConfig, ThinkerLM
+    from omni.training.lm import NextTokenLoss
 
     torch.manual_seed(0)
     model = ThinkerLM(ThinkerConfig(vocab_size=97, d_model=32, n_layers=2, n_heads=2, ffn_hidden=64, ctx_len=16))
     ids = torch.randint(0, 97, (3, 13))
-    logits = model(ids[:, :-1])
+    logits = model(ids[:, :-1])                                   # forward: always logits (B, T, V)
+    assert logits.shape == (3, 12, 97)
     ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
-    torch.testing.assert_close(model(ids[:, :-1], targets=ids[:, 1:]), ref, atol=1e-6, rtol=0)
+    ref.backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    loss = NextTokenLoss(model)(ids[:, :-1], ids[:, 1:])
+    loss.backward()
+    torch.testing.assert_close(loss, ref, atol=1e-6, rtol=0)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, want[n], atol=1e-6, rtol=0, msg=lambda m: f"grad of {n}: {m}")

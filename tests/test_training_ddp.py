@@ -50,3 +50,30 @@ def test_two_gloo_processes_equal_one_process_with_the_combined_batch(tmp_path):
     for a, b in zip(ddp_recs, one_recs):
         if a["skipped"] is None:
             assert abs(a["loss"] - b["loss"]) < 1e-6
+
+
+def torchrun(script: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), "--monitor-interval", "0.1", str(script), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_thinker_fused_loss_through_ddp_equals_one_process_and_bypassing_ddp_does_not(tmp_path):
+    """fit(..., train_module=NextTokenLoss(model)): DDP wraps the loss module, so the fused cross-entropy's
+    gradients are all-reduced; calling the module inside the wrapper instead (--bypass) trains each rank alone."""
+    from thinker_ddp_toy import TINY, run as run_thinker
+    from omni.models.thinker import ThinkerLM
+
+    script = Path(__file__).with_name("thinker_ddp_toy.py")
+    torchrun(script, str(tmp_path / "ddp"), "--batch-size", "2")
+    torchrun(script, str(tmp_path / "bypass"), "--batch-size", "2", "--bypass")
+    single, _ = run_thinker(tmp_path / "single", batch_size=4)
+    ddp = load_exported(tmp_path / "ddp/export", ThinkerLM, type(TINY))
+    bypass = load_exported(tmp_path / "bypass/export", ThinkerLM, type(TINY))
+    for (name, p), q in zip(single.named_parameters(), ddp.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-5, rtol=0, msg=lambda m: f"{name}: DDP update differs: {m}")
+    apart = max(float((q - p).detach().abs().max()) for p, q in zip(single.parameters(), bypass.parameters()))
+    assert apart > 1e-4, f"without DDP's forward the ranks should train apart; largest difference {apart:.2e}"

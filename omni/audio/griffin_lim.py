@@ -129,23 +129,23 @@ def spectral_convergence(magnitude: torch.Tensor, wave: torch.Tensor, framing: F
     return float(torch.linalg.vector_norm(magnitude - rebuilt) / torch.linalg.vector_norm(magnitude))
 
 
+@trace.stage("vocoder")
 def mel_to_audio(mel: torch.Tensor, cfg: SpeechMelConfig = SpeechMelConfig(),
                  vcfg: VocoderConfig = VocoderConfig()) -> torch.Tensor:
     """mel (T, n_mels) → wave (T × hop,) peak-normalised to vcfg.peak: (301, 128) → (385,280,)."""
     mel = mel.detach()                                                            # the vocoder is not trained
-    with trace.stage("vocoder"):
-        trace.record("vocoder.mel", mel, f"speech mel ({cfg.domain} domain), {cfg.frame_rate:g} frames/s")
-        mag = mel_to_magnitude(mel, cfg)                                          # (T, n_freqs)
-        trace.record("vocoder.magnitude", mag, "STFT magnitude from the filterbank's pseudo-inverse (≥ 0)")
-        gen = torch.Generator(device=mag.device).manual_seed(vcfg.seed)
-        wave = griffin_lim(mag, cfg.framing, vcfg.n_iter, vcfg.momentum, generator=gen, init=vcfg.init)   # (T·hop,)
-        assert wave.shape == (num_samples(mel.shape[0], cfg),), \
-            f"Griffin-Lim gave {tuple(wave.shape)} samples for {mel.shape[0]} frames"
-        if not bool(torch.isfinite(wave).all()):
-            raise VocoderError(f"Griffin-Lim produced {int((~torch.isfinite(wave)).sum())} NaN/Inf samples")
-        peak = float(wave.abs().max())
-        if peak == 0.0:
-            raise VocoderError("Griffin-Lim produced an all-zero waveform: nothing to normalise")
-        wave = wave * (vcfg.peak / peak)
-        trace.record("vocoder.wave", wave, f"waveform @ {cfg.sample_rate} Hz, peak {vcfg.peak}")
+    trace.record("vocoder.mel", mel, f"speech mel ({cfg.domain} domain), {cfg.frame_rate:g} frames/s")
+    mag = mel_to_magnitude(mel, cfg)                                              # (T, n_freqs)
+    trace.record("vocoder.magnitude", mag, "STFT magnitude from the filterbank's pseudo-inverse (≥ 0)")
+    gen = torch.Generator(device=mag.device).manual_seed(vcfg.seed)
+    wave = griffin_lim(mag, cfg.framing, vcfg.n_iter, vcfg.momentum, generator=gen, init=vcfg.init)       # (T·hop,)
+    assert wave.shape == (num_samples(mel.shape[0], cfg),), \
+        f"Griffin-Lim gave {tuple(wave.shape)} samples for {mel.shape[0]} frames"
+    if not bool(torch.isfinite(wave).all()):
+        raise VocoderError(f"Griffin-Lim produced {int((~torch.isfinite(wave)).sum())} NaN/Inf samples")
+    peak = float(wave.abs().max())
+    if peak == 0.0:
+        raise VocoderError("Griffin-Lim produced an all-zero waveform: nothing to normalise")
+    wave = wave * (vcfg.peak / peak)
+    trace.record("vocoder.wave", wave, f"waveform @ {cfg.sample_rate} Hz, peak {vcfg.peak}")
     return wave

@@ -113,17 +113,15 @@ def trace_mufun(seconds: float = 180.0, preset: str = "mufun", prompt: str | Non
         model = MuFunModel(cfg)
     tr = MuFunTrace(fold=True, preset=preset, seconds=seconds, weights=weights_table(model, preset))
     with tr:
-        with trace.stage("input"):
-            trace.record("audio.raw", (round(seconds * SOURCE_RATE), SOURCE_CHANNELS),
-                         f"audio file, {SOURCE_RATE / 1000:g} kHz stereo (no file in a dry run)")
-        with trace.stage("preprocessing"):
-            wave = torch.empty(round(seconds * SAMPLE_RATE), device="meta")           # (samples,)
-            trace.record("audio.resampled", wave, "mono, resampled to 16 kHz")
-            mels = model.mels(wave)                                                    # (N, F, 3000)
+        trace.record("audio.raw", (round(seconds * SOURCE_RATE), SOURCE_CHANNELS),
+                     f"audio file, {SOURCE_RATE / 1000:g} kHz stereo (no file in a dry run)", stage="input")
+        wave = torch.empty(round(seconds * SAMPLE_RATE), device="meta")               # (samples,)
+        trace.record("audio.resampled", wave, "mono, resampled to 16 kHz", stage="preprocessing")
+        mels = model.mels(wave)                                                        # (N, F, 3000)
         embeds, _, _ = model.prepare_inputs([ids], [mels], chunk_batch=1)            # (1, T, H); chunk by chunk
         model.llm(embeds=embeds)
         with trace.Tracer():      # generation's per-step lines stay out of the seed table
             result = generate(model.llm, embeds=embeds, sampling=SamplingConfig(max_new_tokens=NEW_TOKENS))
-        with trace.stage("output"):
-            trace.record("generate.tokens", result.tokens, f"{NEW_TOKENS} new tokens through the KV cache (seed: ~15)")
+        trace.record("generate.tokens", result.tokens, f"{NEW_TOKENS} new tokens through the KV cache (seed: ~15)",
+                     stage="output")
     return tr

@@ -54,23 +54,23 @@ def example_tone(seconds: float = 1.0, hz: float = 440.0) -> torch.Tensor:
     return 0.5 * torch.sin(2 * math.pi * hz * t)
 
 
+@trace.stage("image input")
 def traced_image(path: str | os.PathLike | None) -> torch.Tensor:
     """pixels (1, 3, 224, 224) from ``path`` or the example picture, recorded in the trace."""
-    with trace.stage("image input"):
-        pixels = (load_image(path) if path is not None else preprocess_image(example_picture()))[None]
-        trace.record("image.pixels", pixels, f"{Path(path).name if path else 'example picture'}, "
-                     "centre square → 224 × 224, CLIP-normalised")
+    pixels = (load_image(path) if path is not None else preprocess_image(example_picture()))[None]
+    trace.record("image.pixels", pixels, f"{Path(path).name if path else 'example picture'}, "
+                 "centre square → 224 × 224, CLIP-normalised")
     return pixels
 
 
+@trace.stage("audio input")
 def traced_mel(path: str | os.PathLike | None) -> torch.Tensor:
     """log-mel (1, F, 128) of ``path`` or of the example tone, recorded in the trace."""
-    with trace.stage("audio input"):
-        if path is not None:
-            return log_mel_file(path)
-        wave = example_tone()[None]                                                 # (1, 16000)
-        trace.record("audio.wave", wave, "1 s at 16 kHz (440 Hz tone)")
-        return log_mel(wave)
+    if path is not None:
+        return log_mel_file(path)
+    wave = example_tone()[None]                                                     # (1, 16000)
+    trace.record("audio.wave", wave, "1 s at 16 kHz (440 Hz tone)")
+    return log_mel(wave)
 
 
 def run_traced(ids: list[int], source: str, image: str | os.PathLike | None | bool = None,
@@ -86,17 +86,14 @@ def run_traced(ids: list[int], source: str, image: str | os.PathLike | None | bo
     with trace.Tracer() as tr, torch.no_grad():
         pixels = traced_image(None if image is True else image) if image else None
         mel = traced_mel(None if audio is True else audio) if audio else None
-        with trace.stage("tokenize"):
-            x = torch.tensor([ids])                                                 # (1, T)
-            trace.record("text.ids", x, f"[BOS] + tokens ({source})")
+        x = torch.tensor([ids])                                                     # (1, T)
+        trace.record("text.ids", x, f"[BOS] + tokens ({source})", stage="tokenize")
         fusion = model.fuse(x, pixels=pixels, mel=mel)
         logits = model.thinker(embeds=fusion.embeds)
-        with trace.stage("next token"):
-            trace.record("text.last_logits", logits[0, -1], "logits of the last position")
-            nxt = logits[0, -1].argmax()
-            trace.record("text.next_id", nxt[None], f"argmax → token {int(nxt)}")
-        with trace.stage("generate (KV cache)"):
-            generate_multimodal(model, fusion, SamplingConfig(max_new_tokens=new_tokens), eos_id=None)
+        trace.record("text.last_logits", logits[0, -1], "logits of the last position", stage="next token")
+        nxt = logits[0, -1].argmax()
+        trace.record("text.next_id", nxt[None], f"argmax → token {int(nxt)}", stage="next token")
+        generate_multimodal(model, fusion, SamplingConfig(max_new_tokens=new_tokens), eos_id=None)
     return tr
 
 

@@ -34,17 +34,14 @@ def trace_text(prompt: str = SEED_EXAMPLE_PROMPT, tokenizer: str | Path | None =
     torch.manual_seed(0)
     model = ThinkerLM(cfg or ThinkerConfig()).eval()
     with trace.Tracer() as tr:
-        with trace.stage("tokenize"):
-            x = torch.tensor([ids])
-            trace.record("text.ids", x, f"[BOS] + tokens ({source})")
+        x = torch.tensor([ids])
+        trace.record("text.ids", x, f"[BOS] + tokens ({source})", stage="tokenize")
         with torch.no_grad():
-            logits = model(x)
-        with trace.stage("next token"):
-            trace.record("text.last_logits", logits[0, -1], "logits of the last position")
-            nxt = logits[0, -1].argmax()
-            trace.record("text.next_id", nxt[None], f"argmax → token {int(nxt)}")
-        with trace.stage("generate (KV cache)"):
-            n_new = total_tokens - len(ids)
-            if n_new >= 1:
-                generate(model, ids=x, sampling=SamplingConfig(max_new_tokens=n_new))
+            logits = model(x)                                     # stage "thinker" (ThinkerLM.forward's)
+        trace.record("text.last_logits", logits[0, -1], "logits of the last position", stage="next token")
+        nxt = logits[0, -1].argmax()
+        trace.record("text.next_id", nxt[None], f"argmax → token {int(nxt)}", stage="next token")
+        n_new = total_tokens - len(ids)
+        if n_new >= 1:
+            generate(model, ids=x, sampling=SamplingConfig(max_new_tokens=n_new))   # stage "generate (KV cache)"
     return tr

@@ -41,9 +41,8 @@ def trace_tts(prompt: str = SEED_TTS_TEXT, tokenizer: str | Path | None = None,
     talker = TalkerTiny(talker_cfg or TalkerConfig()).eval()
     rvq = RVQ(CodecConfig()).eval()
     with trace.Tracer() as tr:
-        with trace.stage("tokenize"):
-            trace.record("tts.source", (len(ids),), f"{len(ids)} ids: {source}; dry run: random weights, "
-                         f"stop head ignored so the full frame cap is generated")
+        trace.record("tts.source", (len(ids),), f"{len(ids)} ids: {source}; dry run: random weights, "
+                     f"stop head ignored so the full frame cap is generated", stage="tokenize")
         synthesize(ids, talker, rvq, vocoder=vocoder or VocoderConfig(), ignore_stop=True)
     return tr
 
@@ -59,14 +58,12 @@ def trace_talker_train(prompt: str | None = None, tokenizer: str | Path | None =
     mel_cfg = SpeechMelConfig()
     text = torch.tensor([SEED_TTS_IDS] * batch)                                   # (B, 10)
     with trace.Tracer() as tr:
-        with trace.stage("data"):
-            mel = torch.randn(batch, frames, mel_cfg.n_mels)                      # (B, T, 128)
-            trace.record("train.mel", mel, "mel batch (batch, frames, mel bins); random for the dry run")
-            trace.record("train.text_ids", text, "text each sample speaks (the seed's example ids)")
+        mel = torch.randn(batch, frames, mel_cfg.n_mels)                          # (B, T, 128)
+        trace.record("train.mel", mel, "mel batch (batch, frames, mel bins); random for the dry run", stage="data")
+        trace.record("train.text_ids", text, "text each sample speaks (the seed's example ids)", stage="data")
         codes = rvq.encode(mel)                                                   # (B, T, 2)
         loss, _ = talker_loss(talker, text, codes)
-        with trace.stage("backward"):
-            loss.backward()
-            grad = talker.base_head.weight.grad
-            trace.record("train.base_head.grad", grad, "gradient reaching the base head")
+        loss.backward()
+        grad = talker.base_head.weight.grad
+        trace.record("train.base_head.grad", grad, "gradient reaching the base head", stage="backward")
     return tr

@@ -9,7 +9,6 @@ tests compare the cached path against.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,6 +27,7 @@ class GenerationResult:
 
 
 @torch.inference_mode()
+@trace.stage("generate (KV cache)")
 def generate(model, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
              sampling: SamplingConfig | None = None, eos_id: int | None = None, use_cache: bool = True,
              generator: torch.Generator | None = None, return_logits: bool = False,
@@ -61,11 +61,12 @@ def generate(model, ids: torch.Tensor | None = None, embeds: torch.Tensor | None
     seq = prompt
     # prefill: the whole prompt once (traced as one line; its layers are the forward pass shown before)
     trace.record_always("generate.prefill", (B, T), "prompt processed once, filling the KV cache")
-    with trace.muted():
-        if decoder is not None:   # logits of the last position only (the decoder's hidden_states)
-            logits = decoder.logits(model.hidden_states(embeds=prompt, cache=cache)[:, -1])   # (B, V)
-        else:
-            logits = model(embeds=prompt, cache=cache)[:, -1]          # (B, V)
+    trace.mute()
+    if decoder is not None:   # logits of the last position only (the decoder's hidden_states)
+        logits = decoder.logits(model.hidden_states(embeds=prompt, cache=cache)[:, -1])   # (B, V)
+    else:
+        logits = model(embeds=prompt, cache=cache)[:, -1]              # (B, V)
+    trace.mute(False)
     for step in range(sampling.max_new_tokens):
         if return_logits:
             step_logits.append(logits.float().clone())
@@ -90,11 +91,12 @@ def generate(model, ids: torch.Tensor | None = None, embeds: torch.Tensor | None
             continue
         new = model.embed(nxt[:, None])                                  # (B, 1, C)
         # the trace shows the first decode step in full, later ones by their sequence length only
-        with trace.muted() if step > 0 else contextlib.nullcontext():
-            if use_cache:
-                logits = model(embeds=new, cache=cache)[:, -1]
-            else:
-                seq = torch.cat([seq, new], dim=1)
-                logits = model(embeds=seq)[:, -1]
+        trace.mute(step > 0)
+        if use_cache:
+            logits = model(embeds=new, cache=cache)[:, -1]
+        else:
+            seq = torch.cat([seq, new], dim=1)
+            logits = model(embeds=seq)[:, -1]
+        trace.mute(False)
     tokens = torch.stack(out, dim=1) if out else torch.zeros(B, 0, dtype=torch.long, device=prompt.device)
     return GenerationResult(tokens, stop_reason, step_logits)

@@ -170,14 +170,14 @@ class OmniModel(nn.Module):
         self.thinker = ThinkerLM(cfg.thinker)
 
     # -- one modality at a time ------------------------------------------------
+    @trace.stage("vision")
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels (B, 3, 224, 224) → image tokens (B, image_tokens, d_model): the CLS alone (the seed's
         one token) or, with ``vision_tokens="patches"``, the CLS followed by the N patch tokens."""
-        with trace.stage("vision"):
-            cls, patches = self.vision(pixels)                                      # (B, 1, 128), (B, N, 128)
-            tokens = cls if self.cfg.vision_tokens == "cls" else torch.cat([cls, patches], dim=1)
-            y = self.proj_v(tokens)                                                 # (B, image_tokens, d_model)
-            trace.record("proj_v", y, "image token(s) in the Thinker's space")
+        cls, patches = self.vision(pixels)                                          # (B, 1, 128), (B, N, 128)
+        tokens = cls if self.cfg.vision_tokens == "cls" else torch.cat([cls, patches], dim=1)
+        y = self.proj_v(tokens)                                                     # (B, image_tokens, d_model)
+        trace.record("proj_v", y, "image token(s) in the Thinker's space")
         return y
 
     def audio_token_count(self, n_frames: int, policy: str | None = None, what: str = "audio clip") -> int:
@@ -196,6 +196,7 @@ class OmniModel(nn.Module):
                 f"({limit * MEL_FRAMES_PER_TOKEN} frames)")
         return limit
 
+    @trace.stage("audio encoder")
     def encode_audio(self, mel: torch.Tensor, policy: str | None = None, what: str = "audio clip") -> torch.Tensor:
         """mel (B, F, 128) → audio tokens (B, min(output_length(F), limit), d_model), per the audio policy."""
         assert mel.dim() == 3, f"encode_audio expects mel (B, F, n_mels), got {tuple(mel.shape)}"
@@ -207,12 +208,12 @@ class OmniModel(nn.Module):
                         "within ctx_len %d // %d", what, output_length(n_frames), n, keep, n_frames,
                         self.cfg.thinker.ctx_len, self.cfg.audio_token_divisor)
             mel = mel[:, :keep]
-        with trace.stage("audio encoder"):
-            x = self.audio_encoder(mel)                                             # (B, n, 192)
-            y = self.proj_a(x)                                                      # (B, n, d_model)
-            trace.record("proj_a", y, "audio tokens in the Thinker's space")
+        x = self.audio_encoder(mel)                                                 # (B, n, 192)
+        y = self.proj_a(x)                                                          # (B, n, d_model)
+        trace.record("proj_a", y, "audio tokens in the Thinker's space")
         return y
 
+    @trace.stage("audio encoder")
     def encode_audio_batch(self, mels: Sequence[torch.Tensor], policy: str | None = None) -> list[torch.Tensor]:
         """Clips of different lengths, each mel (F_i, 128) → their tokens, each (n_i, d_model), from one
         right-padded AudioEncoderTiny call (padding is masked, so each equals :meth:`encode_audio` alone)."""
@@ -223,9 +224,8 @@ class OmniModel(nn.Module):
         for i, (m, f) in enumerate(zip(mels, frames)):
             padded[i, :f] = m[:f]
         lengths = torch.tensor(frames, device=padded.device)
-        with trace.stage("audio encoder"):
-            x = self.audio_encoder(padded, mel_lengths=lengths)                         # (B, n_max, 192)
-            tokens = self.proj_a(x)                                                     # (B, n_max, d_model)
+        x = self.audio_encoder(padded, mel_lengths=lengths)                             # (B, n_max, 192)
+        tokens = self.proj_a(x)                                                         # (B, n_max, d_model)
         return [tokens[i, :n] for i, n in enumerate(counts)]
 
     # -- fusion ----------------------------------------------------------------
@@ -277,8 +277,7 @@ class OmniModel(nn.Module):
         for i, ((kind, x), n) in enumerate(zip(parts, counts)):
             if kind == "text":
                 e = self.thinker.embed(x)                                           # (B, n, d_model)
-                with trace.stage("fusion"):
-                    trace.record("text.embeds", e, "text token embeddings")
+                trace.record("text.embeds", e, "text token embeddings", stage="fusion")
                 tid = x.long()
             else:
                 if encoded is not None:
@@ -294,8 +293,7 @@ class OmniModel(nn.Module):
             segments.append(Segment(kind, start, n))
             start += n
         fused = torch.cat(embeds, dim=1)                                            # (B, T, d_model)
-        with trace.stage("fusion"):
-            trace.record("fusion.embeds", fused, " + ".join(f"{s.kind} {s.length}" for s in segments))
+        trace.record("fusion.embeds", fused, " + ".join(f"{s.kind} {s.length}" for s in segments), stage="fusion")
         return Fusion(fused, torch.cat(ids, dim=1), segments)
 
     def fuse(self, ids: torch.Tensor, pixels: torch.Tensor | None = None, mel: torch.Tensor | None = None,

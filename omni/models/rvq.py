@@ -93,27 +93,27 @@ class RVQ(nn.Module):
         quantized = x + (total - x).detach()                                  # straight-through estimator
         return Quantized(torch.stack(codes, dim=-1), quantized, torch.stack(residuals), torch.stack(chosen))
 
+    @trace.stage("rvq encode")
     @torch.no_grad()
     def encode(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (B, T, D) → codes (B, T, K): Part 6's (2, 50, 128) → (2, 50, 2)."""
-        with trace.stage("rvq encode"):
-            trace.record("rvq.mel", mel, "mel frames to quantise")
-            codes = self.quantize(mel).codes
-            trace.record("rvq.codes", codes, f"{self.cfg.n_codebooks} code indices per frame")
+        trace.record("rvq.mel", mel, "mel frames to quantise")
+        codes = self.quantize(mel).codes
+        trace.record("rvq.codes", codes, f"{self.cfg.n_codebooks} code indices per frame")
         return codes
 
+    @trace.stage("rvq decode")
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, T, K) → mel (B, T, D): the sum of the chosen codebook rows."""
         K, N = self.cfg.n_codebooks, self.cfg.codebook_size
         if codes.dim() != 3 or codes.shape[-1] != K:
             raise ValueError(f"RVQ.decode expects codes (B, T, {K}), got {tuple(codes.shape)}")
         check_ids(codes, N, "code", "the codebook")
-        with trace.stage("rvq decode"):
-            trace.record("rvq.decode.codes", codes, "code indices")
-            mel = F.embedding(codes[..., 0], self.codebooks[0])                # (B, T, D)
-            for k in range(1, K):
-                mel = mel + F.embedding(codes[..., k], self.codebooks[k])
-            trace.record("rvq.decode.mel", mel, "Σ of the chosen codebook rows = mel frames")
+        trace.record("rvq.decode.codes", codes, "code indices")
+        mel = F.embedding(codes[..., 0], self.codebooks[0])                    # (B, T, D)
+        for k in range(1, K):
+            mel = mel + F.embedding(codes[..., k], self.codebooks[k])
+        trace.record("rvq.decode.mel", mel, "Σ of the chosen codebook rows = mel frames")
         return mel
 
     def loss(self, mel: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

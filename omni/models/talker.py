@@ -121,6 +121,7 @@ class TalkerTiny(nn.Module):
             x = x + self.code_emb[k](codes[..., k])
         return x
 
+    @trace.stage("talker")
     def forward(self, codes: torch.Tensor, text_ids: torch.Tensor | None = None,
                 cache: KVCache | None = None, text_pad_mask: torch.Tensor | None = None) -> TalkerLogits:
         """codes (B, T, K) of the previous frames → TalkerLogits for the T frame positions.
@@ -129,53 +130,52 @@ class TalkerTiny(nn.Module):
         cached call, and refused once it is in the cache. text_pad_mask (B, N),
         True at padding, masks left-padded text in a batch (uncached only).
         """
-        with trace.stage("talker"):
-            start = cache.length if cache is not None else 0
-            text = None
-            if start == 0:
-                if text_ids is None:
-                    raise ValueError("TalkerTiny needs text_ids (B, N) on its first call: it speaks a given text")
-                self.check_text(text_ids)
-                if text_ids.shape[0] != codes.shape[0]:
-                    raise ValueError(f"text batch {text_ids.shape[0]} ≠ codes batch {codes.shape[0]}")
-                text = self.text_emb(text_ids)                                        # (B, N, C)
-                trace.record("talker.text_emb", text, "text prefix embeddings (the Talker's own table)")
-            elif text_ids is not None:
-                raise ValueError(f"text_ids given with a cache already holding {start} positions: "
-                                 f"the text goes in with the first call only")
-            x = self.embed_codes(codes)                                               # (B, T, C)
-            trace.record("talker.codes", codes, "previous frames' codes (frame 0 = start)")
-            trace.record("talker.code_emb", x, "Σ of one embedding per codebook")
-            n_text = 0 if text is None else text.shape[1]
-            if text is not None:
-                x = torch.cat([text, x], dim=1)                                       # (B, N + T, C)
-            B, L, _ = x.shape
-            if start + L > self.cfg.ctx_len:
-                raise ValueError(f"Talker sequence of {start + L} positions ({start} cached + {L} new) exceeds "
-                                 f"ctx_len={self.cfg.ctx_len}")
-            mask = None
-            if text_pad_mask is not None:
-                if cache is not None or n_text == 0 or tuple(text_pad_mask.shape) != (B, n_text):
-                    raise ValueError(f"text_pad_mask must be (B, N) = {(B, n_text)} and is for uncached calls; "
-                                     f"got {tuple(text_pad_mask.shape)}")
-                keep = torch.ones(B, L, dtype=torch.bool, device=x.device)
-                keep[:, :n_text] = ~text_pad_mask
-                causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-                # (B, 1, L, L); each position may always see itself, so no row is fully masked
-                mask = (causal & keep[:, None, :])[:, None] | torch.eye(L, dtype=torch.bool, device=x.device)
-            trace.record("talker.input", x, "text prefix + frames")
-            rope = self.rope(start, L, device=x.device)
-            for i, block in enumerate(self.blocks):
-                x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)
-            if cache is not None:
-                cache.advance(L)
-            h = self.norm(x[:, n_text:])                                              # (B, T, C) frame positions
-            out = TalkerLogits(self.base_head(h), self.res_head(h), self.stop_head(h).squeeze(-1))
-            trace.record("talker.base_logits", out.base, "logits over codebook 0 (base)")
-            trace.record("talker.res_logits", out.residual, "logits over codebook 1 (residual)")
-            trace.record("talker.stop_logit", out.stop, "is this frame the last? (> 0 = yes)")
-            check_finite(out.base, "Talker base logits")           # seed 004: base and residual separately
-            check_finite(out.residual, "Talker residual logits")
+        start = cache.length if cache is not None else 0
+        text = None
+        if start == 0:
+            if text_ids is None:
+                raise ValueError("TalkerTiny needs text_ids (B, N) on its first call: it speaks a given text")
+            self.check_text(text_ids)
+            if text_ids.shape[0] != codes.shape[0]:
+                raise ValueError(f"text batch {text_ids.shape[0]} ≠ codes batch {codes.shape[0]}")
+            text = self.text_emb(text_ids)                                            # (B, N, C)
+            trace.record("talker.text_emb", text, "text prefix embeddings (the Talker's own table)")
+        elif text_ids is not None:
+            raise ValueError(f"text_ids given with a cache already holding {start} positions: "
+                             f"the text goes in with the first call only")
+        x = self.embed_codes(codes)                                                   # (B, T, C)
+        trace.record("talker.codes", codes, "previous frames' codes (frame 0 = start)")
+        trace.record("talker.code_emb", x, "Σ of one embedding per codebook")
+        n_text = 0 if text is None else text.shape[1]
+        if text is not None:
+            x = torch.cat([text, x], dim=1)                                           # (B, N + T, C)
+        B, L, _ = x.shape
+        if start + L > self.cfg.ctx_len:
+            raise ValueError(f"Talker sequence of {start + L} positions ({start} cached + {L} new) exceeds "
+                             f"ctx_len={self.cfg.ctx_len}")
+        mask = None
+        if text_pad_mask is not None:
+            if cache is not None or n_text == 0 or tuple(text_pad_mask.shape) != (B, n_text):
+                raise ValueError(f"text_pad_mask must be (B, N) = {(B, n_text)} and is for uncached calls; "
+                                 f"got {tuple(text_pad_mask.shape)}")
+            keep = torch.ones(B, L, dtype=torch.bool, device=x.device)
+            keep[:, :n_text] = ~text_pad_mask
+            causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+            # (B, 1, L, L); each position may always see itself, so no row is fully masked
+            mask = (causal & keep[:, None, :])[:, None] | torch.eye(L, dtype=torch.bool, device=x.device)
+        trace.record("talker.input", x, "text prefix + frames")
+        rope = self.rope(start, L, device=x.device)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)
+        if cache is not None:
+            cache.advance(L)
+        h = self.norm(x[:, n_text:])                                                  # (B, T, C) frame positions
+        out = TalkerLogits(self.base_head(h), self.res_head(h), self.stop_head(h).squeeze(-1))
+        trace.record("talker.base_logits", out.base, "logits over codebook 0 (base)")
+        trace.record("talker.res_logits", out.residual, "logits over codebook 1 (residual)")
+        trace.record("talker.stop_logit", out.stop, "is this frame the last? (> 0 = yes)")
+        check_finite(out.base, "Talker base logits")               # seed 004: base and residual separately
+        check_finite(out.residual, "Talker residual logits")
         return out
 
 
@@ -186,6 +186,7 @@ def shift_codes(codes: torch.Tensor) -> torch.Tensor:
     return prev
 
 
+@trace.stage("talker loss")
 def talker_loss(talker: TalkerTiny, text_ids: torch.Tensor, codes: torch.Tensor,
                 lengths: torch.Tensor | None = None, text_pad_mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -202,25 +203,24 @@ def talker_loss(talker: TalkerTiny, text_ids: torch.Tensor, codes: torch.Tensor,
     lengths = torch.full((B,), T, device=codes.device) if lengths is None else lengths
     if tuple(lengths.shape) != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
         raise ValueError(f"lengths must be (B,) = ({B},) with values in [1, {T}], got {lengths.tolist()}")
-    with trace.stage("talker loss"):
-        prev = shift_codes(codes)                                                     # (B, T, K)
-        trace.record("talker.prev_codes", prev, "targets shifted right, frame 0 zeroed")
-        out = talker(prev, text_ids=text_ids, text_pad_mask=text_pad_mask)
-        valid = torch.arange(T, device=codes.device)[None, :] < lengths[:, None]       # (B, T)
-        targets = codes.masked_fill(~valid[..., None], IGNORE_INDEX)                   # padding: ignored
-        base_flat = out.base.reshape(-1, V)                                           # (B·T, V)
-        res_flat = out.residual.reshape(-1, V)
-        trace.record("talker.base_flat", base_flat, "base logits, flattened")
-        trace.record("talker.res_flat", res_flat, "residual logits, flattened")
-        trace.record("talker.base_target", targets[..., 0].reshape(-1), "base codebook targets")
-        trace.record("talker.res_target", targets[..., 1].reshape(-1), "residual codebook targets")
-        ce_base = F.cross_entropy(base_flat, targets[..., 0].reshape(-1), ignore_index=IGNORE_INDEX)
-        ce_res = F.cross_entropy(res_flat, targets[..., 1].reshape(-1), ignore_index=IGNORE_INDEX)
-        stop_target = (torch.arange(T, device=codes.device)[None, :] == (lengths[:, None] - 1)).float()
-        bce = F.binary_cross_entropy_with_logits(out.stop[valid], stop_target[valid])
-        loss = ce_base + ce_res + cfg.stop_weight * bce
-        trace.record("talker.loss", loss, "CE(base) + CE(residual) + stop BCE")
-        check_finite(loss, "Talker loss")
+    prev = shift_codes(codes)                                                         # (B, T, K)
+    trace.record("talker.prev_codes", prev, "targets shifted right, frame 0 zeroed")
+    out = talker(prev, text_ids=text_ids, text_pad_mask=text_pad_mask)
+    valid = torch.arange(T, device=codes.device)[None, :] < lengths[:, None]           # (B, T)
+    targets = codes.masked_fill(~valid[..., None], IGNORE_INDEX)                       # padding: ignored
+    base_flat = out.base.reshape(-1, V)                                               # (B·T, V)
+    res_flat = out.residual.reshape(-1, V)
+    trace.record("talker.base_flat", base_flat, "base logits, flattened")
+    trace.record("talker.res_flat", res_flat, "residual logits, flattened")
+    trace.record("talker.base_target", targets[..., 0].reshape(-1), "base codebook targets")
+    trace.record("talker.res_target", targets[..., 1].reshape(-1), "residual codebook targets")
+    ce_base = F.cross_entropy(base_flat, targets[..., 0].reshape(-1), ignore_index=IGNORE_INDEX)
+    ce_res = F.cross_entropy(res_flat, targets[..., 1].reshape(-1), ignore_index=IGNORE_INDEX)
+    stop_target = (torch.arange(T, device=codes.device)[None, :] == (lengths[:, None] - 1)).float()
+    bce = F.binary_cross_entropy_with_logits(out.stop[valid], stop_target[valid])
+    loss = ce_base + ce_res + cfg.stop_weight * bce
+    trace.record("talker.loss", loss, "CE(base) + CE(residual) + stop BCE")
+    check_finite(loss, "Talker loss")
     metrics = {name: float(v.detach()) for name, v in
                (("loss", loss), ("ce_base", ce_base), ("ce_residual", ce_res), ("stop_bce", bce))}
     return loss, metrics

@@ -18,7 +18,6 @@ from torch import nn
 
 from omni import trace
 from omni.nn import Block, KVCache, RMSNorm, RotaryEmbedding, check_finite, check_ids
-from omni.nn.cross_entropy import linear_cross_entropy
 from omni.nn.fast_decode import FastDecoder
 from omni.nn.init import init_normal
 
@@ -83,6 +82,7 @@ class ThinkerLM(nn.Module):
         check_ids(ids, self.cfg.vocab_size)
         return self.tok_emb(ids)
 
+    @trace.stage("thinker")
     def hidden_states(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
                       cache: KVCache | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, d_model) → final-norm hidden states (B, T, d_model).
@@ -94,52 +94,41 @@ class ThinkerLM(nn.Module):
         """
         if (ids is None) == (embeds is None):
             raise ValueError("ThinkerLM.forward takes exactly one of ids (B, T) or embeds (B, T, d_model)")
-        with trace.stage("thinker"):
-            if ids is not None:
-                trace.record("thinker.ids", ids, "token ids")
-                x = self.embed(ids)
-            else:
-                if embeds.dim() != 3 or embeds.shape[-1] != self.cfg.d_model:
-                    raise ValueError(f"embeds must be (B, T, {self.cfg.d_model}), got {tuple(embeds.shape)}")
-                x = embeds
-            B, T, _ = x.shape
-            start = cache.length if cache is not None else 0
-            if start + T > self.cfg.ctx_len:
-                raise ValueError(f"sequence of {start + T} tokens ({start} cached + {T} new) exceeds "
-                                 f"ctx_len={self.cfg.ctx_len}")
-            trace.record("thinker.embed", x, "token embeddings")
-            rope = self.rope(start, T, device=x.device)
-            for i, block in enumerate(self.blocks):
-                x = block(x, rope=rope, cache=cache, layer=i)
-            if cache is not None:
-                cache.advance(T)
-            h = self.norm(x)
-            trace.record("thinker.norm", h, "final RMSNorm")
+        if ids is not None:
+            trace.record("thinker.ids", ids, "token ids")
+            x = self.embed(ids)
+        else:
+            if embeds.dim() != 3 or embeds.shape[-1] != self.cfg.d_model:
+                raise ValueError(f"embeds must be (B, T, {self.cfg.d_model}), got {tuple(embeds.shape)}")
+            x = embeds
+        B, T, _ = x.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.cfg.ctx_len:
+            raise ValueError(f"sequence of {start + T} tokens ({start} cached + {T} new) exceeds "
+                             f"ctx_len={self.cfg.ctx_len}")
+        trace.record("thinker.embed", x, "token embeddings")
+        rope = self.rope(start, T, device=x.device)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope=rope, cache=cache, layer=i)
+        if cache is not None:
+            cache.advance(T)
+        h = self.norm(x)
+        trace.record("thinker.norm", h, "final RMSNorm")
         return h
 
+    @trace.stage("thinker")
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
-                cache: KVCache | None = None, targets: torch.Tensor | None = None) -> torch.Tensor:
+                cache: KVCache | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, d_model) → logits (B, T, vocab_size).
 
         With ``cache``, the T new positions start at ``cache.length`` and the
-        cache is advanced by T. The final-norm hidden states are :meth:`hidden_states`.
-
-        With ``targets`` (B, T) (ids, or ``IGNORE_INDEX`` for no target) the
-        result is instead the mean next-token cross-entropy (fp32 scalar),
-        computed by :func:`~omni.nn.cross_entropy.linear_cross_entropy` without
-        materialising the (B, T, V) logits; the loss is checked for finiteness
-        in their place.
+        cache is advanced by T. The final-norm hidden states are :meth:`hidden_states`;
+        the training loss, which never materialises these logits, is
+        :class:`omni.training.lm.NextTokenLoss`.
         """
         h = self.hidden_states(ids, embeds, cache)
-        if targets is not None:
-            assert targets.shape == h.shape[:2], f"targets {tuple(targets.shape)} != positions {tuple(h.shape[:2])}"
-            loss = linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight, targets.flatten())
-            if self.cfg.check_finite:
-                check_finite(loss, "ThinkerLM loss (from its logits)")
-            return loss
-        with trace.stage("thinker"):
-            logits = self.lm_head(h)
-            trace.record("thinker.logits", logits, "vocabulary logits")
+        logits = self.lm_head(h)
+        trace.record("thinker.logits", logits, "vocabulary logits")
         if self.cfg.check_finite:
             check_finite(logits, "ThinkerLM logits")
         return logits

@@ -130,6 +130,7 @@ class VocosTiny(nn.Module):
             f"VocosTiny gave {tuple(wave.shape)} samples for mel {tuple(mel.shape)}"
         return wave
 
+    @trace.stage("vocoder")
     @torch.no_grad()
     def vocode(self, mel: torch.Tensor, mel_cfg: SpeechMelConfig = SpeechMelConfig()) -> torch.Tensor:
         """One mel (T, n_mels) in mel_cfg's domain → wave (T × hop,), as Griffin-Lim's ``mel_to_audio``."""
@@ -138,13 +139,12 @@ class VocosTiny(nn.Module):
             raise VocoderError(f"VocosTiny was built for {self.cfg.n_mels} mels, hop {self.cfg.hop_length}; "
                                f"the speech mel has {mel_cfg.n_mels}, hop {mel_cfg.hop_length}")
         device = next(self.parameters()).device
-        with trace.stage("vocoder"):
-            trace.record("vocoder.mel", mel, f"speech mel ({mel_cfg.domain} domain), {mel_cfg.frame_rate:g} frames/s")
-            wave = self(mel.to(device)[None])[0]                              # (T × hop,)
-            if not bool(torch.isfinite(wave).all()):
-                raise VocoderError(f"VocosTiny produced {int((~torch.isfinite(wave)).sum())} NaN/Inf samples")
-            wave = wave.clamp(-1.0, 1.0)                                      # a wav file's range
-            trace.record("vocoder.wave", wave, f"waveform @ {mel_cfg.sample_rate} Hz (learned vocoder)")
+        trace.record("vocoder.mel", mel, f"speech mel ({mel_cfg.domain} domain), {mel_cfg.frame_rate:g} frames/s")
+        wave = self(mel.to(device)[None])[0]                                  # (T × hop,)
+        if not bool(torch.isfinite(wave).all()):
+            raise VocoderError(f"VocosTiny produced {int((~torch.isfinite(wave)).sum())} NaN/Inf samples")
+        wave = wave.clamp(-1.0, 1.0)                                          # a wav file's range
+        trace.record("vocoder.wave", wave, f"waveform @ {mel_cfg.sample_rate} Hz (learned vocoder)")
         return wave
 
 

@@ -28,15 +28,15 @@ class BLPConnector(nn.Module):
         self.linear1 = nn.Linear(cfg.in_dim, cfg.hidden_dim)
         self.linear2 = nn.Linear(cfg.hidden_dim, cfg.llm_dim)
 
+    @trace.stage("connector")
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., N, in_dim) → (..., N, llm_dim)."""
         assert x.shape[-1] == self.cfg.in_dim, \
             f"BLP connector expects features (..., {self.cfg.in_dim}), got {tuple(x.shape)}"
-        with trace.stage("connector"):
-            h = self.linear1(x)                                             # (..., N, hidden_dim)
-            trace.record("connector.linear1", h, f"Linear 1: {self.cfg.in_dim} → {self.cfg.hidden_dim}")
-            h = F.gelu(h)
-            trace.record("connector.gelu", h, "GELU (exact), shape unchanged")
-            y = self.linear2(h)                                             # (..., N, llm_dim)
-            trace.record("connector.linear2", y, f"Linear 2: {self.cfg.hidden_dim} → {self.cfg.llm_dim} (decoder width)")
+        h = self.linear1(x)                                                 # (..., N, hidden_dim)
+        trace.record("connector.linear1", h, f"Linear 1: {self.cfg.in_dim} → {self.cfg.hidden_dim}")
+        h = F.gelu(h)
+        trace.record("connector.gelu", h, "GELU (exact), shape unchanged")
+        y = self.linear2(h)                                                 # (..., N, llm_dim)
+        trace.record("connector.linear2", y, f"Linear 2: {self.cfg.hidden_dim} → {self.cfg.llm_dim} (decoder width)")
         return y

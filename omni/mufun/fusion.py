@@ -65,6 +65,7 @@ class FusedSequence:
     n_text: int                          # text tokens (markers excluded)
 
 
+@trace.stage("fusion")
 def fuse(ids: torch.Tensor, audio_embeds: Sequence[torch.Tensor], embed: Callable[[torch.Tensor], torch.Tensor],
          labels: torch.Tensor | None = None, max_len: int | None = None) -> FusedSequence:
     """Splice ``audio_embeds`` (each (n_i, H)) into the embedded text of ``ids`` (T,).
@@ -76,11 +77,6 @@ def fuse(ids: torch.Tensor, audio_embeds: Sequence[torch.Tensor], embed: Callabl
         raise FusionError(f"fuse takes one prompt of ids (T,), got shape {tuple(ids.shape)}")
     if labels is not None and labels.shape != ids.shape:
         raise FusionError(f"labels {tuple(labels.shape)} do not match ids {tuple(ids.shape)}")
-    with trace.stage("fusion"):
-        return _fuse(ids, audio_embeds, embed, labels, max_len)
-
-
-def _fuse(ids, audio_embeds, embed, labels, max_len) -> FusedSequence:
     trace.record("fusion.ids", ids, f"prompt ids (each <audio> marker is {AUDIO_TOKEN_INDEX})")
     is_marker = ids == AUDIO_TOKEN_INDEX
     positions = is_marker.nonzero().flatten().tolist()

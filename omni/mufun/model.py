@@ -47,10 +47,12 @@ class MuFunModel(nn.Module):
         self.llm = llm or Qwen3LM(cfg.qwen3, ctx_len=cfg.max_seq_len)
 
     # -- audio ------------------------------------------------------------------
+    @trace.stage("preprocessing")
     def mels(self, wave: torch.Tensor, segment: tuple[float, float] | None = None) -> torch.Tensor:
         """16 kHz waveform (T,) → log-mel of each 30-second chunk (N, F, 3000)."""
         return waveform_to_mels(wave, self.cfg.whisper.n_mels, segment)
 
+    @trace.stage("whisper")
     def audio_features(self, mels: torch.Tensor, chunk_batch: int | None = None) -> torch.Tensor:
         """mel (N, F, 3000) → pooled multi-layer features (N, tokens_per_chunk, 4 · d_model).
 
@@ -61,18 +63,16 @@ class MuFunModel(nn.Module):
         N = mels.shape[0]
         step = chunk_batch or N
         out = []
-        with trace.stage("whisper"):
-            for i in range(0, N, step):
-                states = self.whisper(mels[i:i + step].to(self._whisper_dtype()), keep=self.cfg.feature_layers)
-                out.append(pool_and_concat(states, self.cfg.feature_layers, self.cfg.pool_stride))
+        for i in range(0, N, step):
+            states = self.whisper(mels[i:i + step].to(self._whisper_dtype()), keep=self.cfg.feature_layers)
+            out.append(pool_and_concat(states, self.cfg.feature_layers, self.cfg.pool_stride))
         return torch.cat(out)                                                       # (N, tokens, 4C)
 
     def embed_audio(self, mels: torch.Tensor, chunk_batch: int | None = None) -> torch.Tensor:
         """One audio's chunks (N, F, 3000) → its embeddings in the decoder's space (N · tokens_per_chunk, H)."""
         feats = self.audio_features(mels, chunk_batch)                              # (N, tokens, 4C)
         feats = feats.reshape(-1, feats.shape[-1])                                  # (N·tokens, 4C)
-        with trace.stage("whisper"):
-            trace.record("features.all_chunks", feats, f"all {mels.shape[0]} chunks, in order")
+        trace.record("features.all_chunks", feats, f"all {mels.shape[0]} chunks, in order", stage="whisper")
         return self.connector(feats.to(self.connector.linear1.weight.dtype))        # (N·tokens, H)
 
     # -- text + audio -------------------------------------------------------------

@@ -67,6 +67,7 @@ class Qwen3LM(nn.Module):
         check_ids(ids, self.cfg.vocab_size, hints={-200: "-200 is the <audio> placeholder: fuse audio first"})
         return self.embed_tokens(ids)
 
+    @trace.stage("llm")
     def forward(self, ids: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
                 cache: KVCache | None = None, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, T) xor embeds (B, T, hidden) → logits (B, T, vocab).
@@ -79,29 +80,28 @@ class Qwen3LM(nn.Module):
         c = self.cfg
         if (ids is None) == (embeds is None):
             raise ValueError("Qwen3LM.forward takes exactly one of ids (B, T) or embeds (B, T, hidden)")
-        with trace.stage("llm"):
-            if ids is not None:
-                x = self.embed(ids)
-            else:
-                if embeds.dim() != 3 or embeds.shape[-1] != c.hidden_size:
-                    raise ValueError(f"embeds must be (B, T, {c.hidden_size}), got {tuple(embeds.shape)}")
-                x = embeds
-            B, T, _ = x.shape
-            start = cache.length if cache is not None else 0
-            if start + T > c.max_position_embeddings:
-                raise ValueError(f"sequence of {start + T} tokens ({start} cached + {T} new) exceeds Qwen3's "
-                                 f"max_position_embeddings={c.max_position_embeddings}")
-            mask = None if attention_mask is None else padding_mask(attention_mask, B, start, T)
-            rope = self.rope(start, T, device=x.device)
-            for i, block in enumerate(self.layers):
-                x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)     # (B, T, hidden)
-            if cache is not None:
-                cache.advance(T)
-            h = self.norm(x)
-            trace.record("llm.hidden", h, f"hidden states after {c.n_layers} layers + final RMSNorm")
-            logits = self.lm_head(h)                                            # (B, T, V)
-            trace.record("llm.logits", logits, "vocabulary logits")
-            check_finite(logits, "Qwen3 logits")
+        if ids is not None:
+            x = self.embed(ids)
+        else:
+            if embeds.dim() != 3 or embeds.shape[-1] != c.hidden_size:
+                raise ValueError(f"embeds must be (B, T, {c.hidden_size}), got {tuple(embeds.shape)}")
+            x = embeds
+        B, T, _ = x.shape
+        start = cache.length if cache is not None else 0
+        if start + T > c.max_position_embeddings:
+            raise ValueError(f"sequence of {start + T} tokens ({start} cached + {T} new) exceeds Qwen3's "
+                             f"max_position_embeddings={c.max_position_embeddings}")
+        mask = None if attention_mask is None else padding_mask(attention_mask, B, start, T)
+        rope = self.rope(start, T, device=x.device)
+        for i, block in enumerate(self.layers):
+            x = block(x, rope=rope, cache=cache, layer=i, attn_mask=mask)         # (B, T, hidden)
+        if cache is not None:
+            cache.advance(T)
+        h = self.norm(x)
+        trace.record("llm.hidden", h, f"hidden states after {c.n_layers} layers + final RMSNorm")
+        logits = self.lm_head(h)                                                # (B, T, V)
+        trace.record("llm.logits", logits, "vocabulary logits")
+        check_finite(logits, "Qwen3 logits")
         return logits
 
     def logits_and_loss(self, labels: torch.Tensor, ids: torch.Tensor | None = None,

@@ -11,7 +11,6 @@ Talker's training step (Part 6), are traced in :mod:`omni.dry_run.tts`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 
@@ -34,6 +33,7 @@ class SpeechCodes:
 
 
 @torch.no_grad()
+@trace.stage("talker generate")
 def generate_codes(talker: TalkerTiny, text_ids: torch.Tensor, max_frames: int | None = None,
                    use_cache: bool = True, ignore_stop: bool = False) -> SpeechCodes:
     """Greedy frame-by-frame decoding for text_ids (1, N), from a zero frame (1, 1, K).
@@ -66,8 +66,9 @@ def generate_codes(talker: TalkerTiny, text_ids: torch.Tensor, max_frames: int |
         if step == cap - 1:
             break
         # the trace shows the first decode step in full, later ones not at all (the final codes below)
-        with trace.muted() if step > 0 else contextlib.nullcontext():
-            out = talker(frame, cache=cache) if use_cache else talker(codes, text_ids=text_ids)
+        trace.mute(step > 0)
+        out = talker(frame, cache=cache) if use_cache else talker(codes, text_ids=text_ids)
+        trace.mute(False)
     trace.record("tts.codes", codes, f"start + {codes.shape[1] - 1} frames (stopped by: {stop_reason})")
     return SpeechCodes(codes, stop_reason)
 
@@ -102,18 +103,14 @@ def synthesize(text_ids: list[int] | torch.Tensor, talker: TalkerTiny, rvq: RVQ,
     """text ids (N,) → codes (1, 1+n, 2) → mel (1+n, 128) → wave ((1+n) × 1280,)."""
     check_parts(talker.cfg, rvq.cfg, mel_cfg)
     ids = torch.as_tensor(text_ids, dtype=torch.long).reshape(1, -1)             # (1, N)
-    with trace.stage("tokenize"):
-        trace.record("tts.text_ids", ids, "text token ids")
-    with trace.stage("duration"):
-        cap = talker.cfg.frame_cap(ids.shape[1])
-        trace.record("tts.frame_cap", (cap,), f"frame budget max({talker.cfg.min_frames}, "
-                     f"min({talker.cfg.max_frames}, {talker.cfg.frames_per_token} × {ids.shape[1]})) = {cap} "
-                     f"@ {mel_cfg.frame_rate:g} Hz = {cap / mel_cfg.frame_rate:g} s")
-    with trace.stage("talker generate"):
-        gen = generate_codes(talker, ids, ignore_stop=ignore_stop)
+    trace.record("tts.text_ids", ids, "text token ids", stage="tokenize")
+    cap = talker.cfg.frame_cap(ids.shape[1])
+    trace.record("tts.frame_cap", (cap,), f"frame budget max({talker.cfg.min_frames}, "
+                 f"min({talker.cfg.max_frames}, {talker.cfg.frames_per_token} × {ids.shape[1]})) = {cap} "
+                 f"@ {mel_cfg.frame_rate:g} Hz = {cap / mel_cfg.frame_rate:g} s", stage="duration")
+    gen = generate_codes(talker, ids, ignore_stop=ignore_stop)                    # stage "talker generate"
     mel = rvq.decode(gen.codes)[0]                                                # (1 + n, n_mels)
-    with trace.stage("rvq decode"):
-        trace.record("tts.mel", mel, "one mel frame per code frame (start frame included)")
+    trace.record("tts.mel", mel, "one mel frame per code frame (start frame included)", stage="rvq decode")
     wave = vocode(mel, mel_cfg, vocoder)
     return TTSResult(gen.codes, mel, wave, gen.stop_reason)
 

@@ -30,7 +30,8 @@ from pathlib import Path
 from omni.models.thinker import ThinkerConfig, ThinkerLM
 from omni.tokenizer import BPETokenizer
 from omni.training import ShuffledBatches
-from omni.training.lm import bits_per_char, count_chars, encode_lines, next_token_loss, pack_windows
+from omni.training.lm import (NextTokenLoss, bits_per_char, count_chars, encode_lines, next_token_loss,
+                             pack_windows)
 from omni.training.stage import shared_tokenizer, stage_parser, start, train_and_export, world_file
 
 
@@ -117,6 +118,8 @@ def main(argv=None) -> int:
                 f"{result.last_eval['val_loss']:.4f} nats per token; best {result.best}")
 
     # =========================================================================
-    # 5. Train (omni.training.fit), ship the tokenizer with the exported weights, report
+    # 5. Train (omni.training.fit) through NextTokenLoss(model), the fused loss DDP wraps; ship the tokenizer
+    #    with the exported weights (the Thinker's), report
     # =========================================================================
-    return train_and_export(run, model, next_token_loss, data, evaluate, ship=[tok_path], report=report)
+    return train_and_export(run, model, next_token_loss, data, evaluate, ship=[tok_path], report=report,
+                            train_module=NextTokenLoss(model))

@@ -12,6 +12,10 @@ Bits per character: the summed cross-entropy of the held-out stream, in bits,
 divided by its characters — each line's length plus one for its end of line
 (the model predicts that as EOS). Unlike nats per token, it does not depend on
 the tokenizer, so it can be set next to the data's entropy floor.
+
+The training loss is :class:`NextTokenLoss`, a module around the Thinker whose
+``forward`` returns the loss: the fused cross-entropy of the head never writes
+the (B, T, V) logits, and a module is what DistributedDataParallel can wrap.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from omni.models.thinker import ThinkerLM
+from omni.nn import check_finite
+from omni.nn.cross_entropy import linear_cross_entropy
 from omni.tokenizer import BPETokenizer
 
 
@@ -48,11 +56,41 @@ def pack_windows(stream: torch.Tensor, ctx_len: int) -> torch.Tensor:
     return stream[idx]                                                   # (W, ctx_len + 1)
 
 
-def next_token_loss(model, batch: torch.Tensor):
-    """batch (B, T+1) → mean cross-entropy over the B·T next-token predictions, and the token count."""
+class NextTokenLoss(nn.Module):
+    """ThinkerLM's training objective as a module: ``forward(ids, targets)`` → the mean next-token cross-entropy.
+
+    ids (B, T) and targets (B, T) (ids, or ``IGNORE_INDEX`` for no target) → an fp32 scalar equal to
+    ``F.cross_entropy(thinker(ids).flatten(0, 1), targets.flatten())``, computed from
+    :meth:`ThinkerLM.hidden_states` by :func:`~omni.nn.cross_entropy.linear_cross_entropy`, which never
+    materialises the (B, T, V) logits (docs/performance.md: the head's forward + backward 0.78× the plain way).
+    ``thinker(ids)`` itself always returns logits.
+
+    Why a module and not a function of the Thinker: DistributedDataParallel all-reduces the gradients of a
+    backward pass only when the forward went through the wrapper's own ``forward``. ``fit(..., train_module=
+    NextTokenLoss(model))`` wraps this module, so the whole loss (hidden states, head, cross-entropy) runs
+    inside DDP's forward; checkpoints and the export stay the Thinker's (``fit``'s ``model``), since this
+    module holds no weights of its own (tests/test_training_ddp.py checks the gradients against one process).
+    """
+
+    def __init__(self, thinker: ThinkerLM):
+        super().__init__()
+        self.thinker = thinker
+
+    def forward(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        h = self.thinker.hidden_states(ids)                                  # (B, T, C)
+        assert targets.shape == h.shape[:2], f"targets {tuple(targets.shape)} != positions {tuple(h.shape[:2])}"
+        loss = linear_cross_entropy(h.flatten(0, 1), self.thinker.lm_head.weight, targets.flatten())
+        if self.thinker.cfg.check_finite:
+            check_finite(loss, "ThinkerLM loss (from its logits)")
+        return loss
+
+
+def next_token_loss(objective: nn.Module, batch: torch.Tensor):
+    """The thinker stage's loss_fn: batch (B, T+1) → the mean cross-entropy over the B·T next-token predictions
+    and the token count. ``objective`` is :class:`NextTokenLoss` (DDP-wrapped in a multi-process run)."""
     assert batch.dim() == 2, f"expected windows (B, T+1), got {tuple(batch.shape)}"
     inputs, targets = batch[:, :-1], batch[:, 1:]                        # (B, T) each
-    loss = model(inputs, targets=targets)    # = F.cross_entropy of the (B, T, V) logits, never materialised
+    loss = objective(inputs, targets)
     return loss, {"tokens": targets.numel()}
 
 

@@ -12,6 +12,10 @@ A stage supplies five things and gets a guarded, resumable, checkpointed run::
   micro-steps and ranks and shown as throughput: ``tokens`` and ``samples``.
 * ``data``: a :class:`~omni.training.data.DataSource` (``next_batch``,
   ``state_dict``, ``load_state_dict``).
+* ``train_module`` (optional): what ``loss_fn`` is called with instead of the model, DDP-wrapped in a
+  multi-process run: a module around ``model`` whose ``forward`` returns the loss, for a loss that must run
+  inside DDP's forward (the Thinker's fused cross-entropy, :class:`omni.training.lm.NextTokenLoss`). It holds
+  no weights of its own; the optimizer, checkpoints, ``eval_fn`` and the export use ``model``.
 * ``eval_fn(model) -> dict`` (optional), run on rank 0 every ``eval_freq``
   steps and at the end; ``TrainConfig.best_metric`` names the key that picks
   ``best.pt``; a ``val_loss`` key is drawn next to the training loss.
@@ -55,7 +59,7 @@ from omni import checkpoint as ckpt_io
 from omni.training.config import TrainConfig, config_dict, config_diff
 from omni.training.data import DataSource, to_device
 from omni.training.distributed import (DistInfo, any_rank, init_distributed, mean_over_ranks, shutdown,
-                                       sync_context, unwrap, wrap_model)
+                                       sync_context, wrap_model)
 from omni.training.guards import Skip, SkipTracker, check_gradients, grad_norm, validate_loss, zero_surrogate
 from omni.training.metrics import MetricsLog, plot_losses
 from omni.training.optim import build_optimizer, build_scheduler
@@ -114,7 +118,7 @@ class Loop:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     skips: SkipTracker
     log: MetricsLog
-    ddp_model: nn.Module | None = None   # what the loss sees: the model, DDP-wrapped in a multi-process run
+    ddp_model: nn.Module | None = None   # what the loss sees: the model (or train_module), DDP-wrapped if multi-process
     params: list = dataclasses.field(default_factory=list)   # the trainable parameters
     step: int = 0                    # optimizer-step attempts so far
     updates: int = 0                 # steps applied
@@ -146,7 +150,8 @@ class Update:
 
 
 def fit(ctx: TrainContext, model: nn.Module, loss_fn: Callable, data: DataSource, *, run_dir,
-        model_config, eval_fn: Callable[[nn.Module], dict] | None = None) -> TrainResult:
+        model_config, eval_fn: Callable[[nn.Module], dict] | None = None,
+        train_module: nn.Module | None = None) -> TrainResult:
     """Train ``model`` for ``ctx.cfg.max_steps`` optimizer steps, resuming from ``<run_dir>/checkpoints/latest.pt``;
     export at the end. Each phase below is one function."""
     cfg = ctx.cfg
@@ -154,7 +159,7 @@ def fit(ctx: TrainContext, model: nn.Module, loss_fn: Callable, data: DataSource
         raise ValueError(f"TrainConfig.best_metric={cfg.best_metric!r} but the stage passed no eval_fn")
     loop = build(ctx, model, data, Path(run_dir), model_config)      # device, precision, optimizer, schedule
     resume(loop)                                                     # from latest.pt, if there is one
-    wrap_and_announce(loop)                                          # DDP wrap; say what will run
+    wrap_and_announce(loop, model if train_module is None else train_module)   # DDP wrap; say what will run
 
     bar = progress_bar(total=cfg.max_steps, initial=loop.step, enabled=ctx.dist.is_main and cfg.progress,
                        desc=loop.run_dir.name)
@@ -211,10 +216,15 @@ def resume(loop: Loop) -> None:
         loop.log.path.unlink()                              # a fresh run starts a fresh log
 
 
-def wrap_and_announce(loop: Loop) -> None:
-    """Wrap the model for DDP (a multi-process run) and say what will run."""
+def wrap_and_announce(loop: Loop, train_module: nn.Module) -> None:
+    """Wrap what the loss calls (the model, or a module around it) for DDP (a multi-process run); say what will run."""
     ctx, cfg = loop.ctx, loop.ctx.cfg
-    loop.ddp_model = wrap_model(loop.model, ctx.dist, ctx.device)
+    own = {id(p) for p in loop.model.parameters()}
+    extra = [n for n, p in train_module.named_parameters() if id(p) not in own]
+    if extra:
+        raise ValueError(f"train_module has parameters the model lacks (they would be trained but never saved "
+                         f"or exported): {extra[:5]}")
+    loop.ddp_model = wrap_model(train_module, ctx.dist, ctx.device)
     loop.params = [p for p in loop.model.parameters() if p.requires_grad]
     N, world = cfg.grad_accum_steps, ctx.dist.world_size
     ctx.say(f"[train] {loop.precision.describe()} · {world} process(es) · effective batch "
@@ -311,7 +321,7 @@ def log_step(loop: Loop, micro: MicroSteps, update: Update, dt: float, bar) -> N
 def evaluate_and_save(loop: Loop, eval_fn: Callable[[nn.Module], dict] | None, last_step: bool) -> None:
     ctx, cfg, step, main = loop.ctx, loop.ctx.cfg, loop.step, loop.ctx.dist.is_main
     if eval_fn is not None and main and (step % cfg.eval_freq == 0 or last_step):
-        loop.last_eval = evaluate(eval_fn, unwrap(loop.ddp_model), loop.precision)
+        loop.last_eval = evaluate(eval_fn, loop.model, loop.precision)
         loop.log.append({"kind": "eval", "step": step, **loop.last_eval})
         ctx.say(f"[eval] step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in loop.last_eval.items()))
         if cfg.best_metric is not None:

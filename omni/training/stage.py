@@ -66,11 +66,14 @@ def start(name: str, args: argparse.Namespace, model: type, data: type, *, secti
 
 
 def train_and_export(run: StageRun, model, loss_fn: Callable, data: DataSource, evaluate: Callable[..., dict], *,
-                     ship: list[Path] = (), report: Callable[[TrainResult], str] | None = None) -> int:
+                     ship: list[Path] = (), report: Callable[[TrainResult], str] | None = None,
+                     train_module=None) -> int:
     """Train (:func:`~omni.training.loop.fit`: guards, checkpoints, resume, metrics, ``export/``), copy the files
-    in ``ship`` next to the exported weights, say ``report(result)`` after a validation; close; exit status 0."""
+    in ``ship`` next to the exported weights, say ``report(result)`` after a validation; close; exit status 0.
+    ``train_module``: what ``loss_fn`` calls instead of ``model`` (fit's docstring), e.g. NextTokenLoss(model)."""
     model_cfg, _, _, ctx, run_dir = run
-    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate)
+    result = fit(ctx, model, loss_fn, data, run_dir=run_dir, model_config=model_cfg, eval_fn=evaluate,
+                 train_module=train_module)
     if ctx.dist.is_main:
         for path in ship:
             shutil.copyfile(path, run_dir / "export" / Path(path).name)
