@@ -176,6 +176,8 @@ def _add_eval(sub) -> None:
     e.add_argument("--vocoder", default=None, metavar="DIR",
                    help=f"{', '.join(eval_cmd.EXPORT_OPTIONS['vocoder'])}: the learned vocoder's export "
                         "(default: the talker's sibling vocoder/export; for the codec, only Griffin-Lim without it)")
+    e.add_argument("--codec", default=None, metavar="DIR",
+                   help="talker: the codec export it was trained on (default: its sibling codec/export)")
     e.set_defaults(func=eval_cmd.cmd_eval)
 
 

@@ -28,7 +28,7 @@ from omni.checkpoint import export_dir
 DEFAULT_DATA = "data/small"
 MAX_ITEMS_STAGES = ("talker", "vocoder")     # evaluations that take max_items (--max-items)
 # evaluations that take another stage's export as a judge or a part: option → the stages that take it
-EXPORT_OPTIONS = {"asr": ("codec", "talker", "vocoder"), "vocoder": ("codec", "talker")}
+EXPORT_OPTIONS = {"asr": ("codec", "talker", "vocoder"), "vocoder": ("codec", "talker"), "codec": ("talker",)}
 
 
 def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, device: str,
@@ -51,7 +51,7 @@ def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, de
 
 def stage_options(stage: str, args) -> dict:
     """Options of one stage's evaluation from the command line: ``--decode`` for audio only,
-    ``--max-items`` for the stages in MAX_ITEMS_STAGES, ``--asr`` / ``--vocoder`` for those in EXPORT_OPTIONS."""
+    ``--max-items`` for the stages in MAX_ITEMS_STAGES, ``--asr`` / ``--vocoder`` / ``--codec`` for those in EXPORT_OPTIONS."""
     options = {}
     decode = getattr(args, "decode", None)
     if decode is not None:
