@@ -170,6 +170,14 @@ def _add_eval(sub) -> None:
                         "search with a character 6-gram of the world's training text)")
     e.add_argument("--max-items", type=int, default=None, metavar="N",
                    help=f"{', '.join(eval_cmd.MAX_ITEMS_STAGES)}: only the split's first N TTS sentences")
+    e.add_argument("--asr", default=None, metavar="DIR",
+                   help=f"{', '.join(eval_cmd.EXPORT_OPTIONS['asr'])}: the ASR export that judges by CER "
+                        "(default: the talker's and vocoder's sibling audio/export; the codec's ceiling CER needs it)")
+    e.add_argument("--vocoder", default=None, metavar="DIR",
+                   help=f"{', '.join(eval_cmd.EXPORT_OPTIONS['vocoder'])}: the learned vocoder's export "
+                        "(default: the talker's sibling vocoder/export; for the codec, only Griffin-Lim without it)")
+    e.add_argument("--codec", default=None, metavar="DIR",
+                   help="talker: the codec export it was trained on (default: its sibling codec/export)")
     e.set_defaults(func=eval_cmd.cmd_eval)
 
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by tests/test_stage_codec.py, test_stage_talker.py and test_stage_vocoder.py.
+"""Fixtures shared by tests/test_stage_codec*.py, test_stage_talker.py and test_stage_vocoder.py.
 
 One small world and one codec smoke run per session: the Talker stage trains on
 that codec's codes, so the two test modules chain through these. Results are
@@ -15,6 +15,7 @@ from omni import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CODEC_SMOKE = ROOT / "train/configs/codec/smoke.json"
+CODEC_CONV_SMOKE = ROOT / "train/configs/codec/smoke_conv.json"
 TALKER_SMOKE = ROOT / "train/configs/talker/smoke.json"
 VOCODER_SMOKE = ROOT / "train/configs/vocoder/smoke.json"
 _CACHE: dict[str, Path] = {}
@@ -45,6 +46,15 @@ def codec_run(speech_world, tmp_path_factory) -> Path:
         train("codec", "--config", str(CODEC_SMOKE), "--data", str(speech_world), "--out", str(run))
         _CACHE["codec"] = run
     return _CACHE["codec"]
+
+
+@pytest.fixture(scope="session")
+def codec_conv_run(speech_world, tmp_path_factory) -> Path:
+    if "codec_conv" not in _CACHE:
+        run = tmp_path_factory.mktemp("codec_conv") / "run"
+        train("codec", "--config", str(CODEC_CONV_SMOKE), "--data", str(speech_world), "--out", str(run))
+        _CACHE["codec_conv"] = run
+    return _CACHE["codec_conv"]
 
 
 @pytest.fixture(scope="session")

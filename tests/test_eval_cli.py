@@ -173,3 +173,21 @@ def test_max_items_goes_to_the_talker_and_vocoder_evaluations_only():
         stage_options("codec", argparse.Namespace(stage="codec", decode=None, max_items=5))
     assert stage_options("codec", argparse.Namespace(stage="all", decode=None, max_items=5)) == {}
     assert stage_options("audio", argparse.Namespace(stage="audio", decode="beam", max_items=None)) == {"decode": "beam"}
+
+
+def test_asr_and_vocoder_exports_go_to_the_evaluations_that_take_them():
+    import argparse
+
+    from omni.commands.eval import stage_options
+
+    def args(stage, **kw):
+        return argparse.Namespace(stage=stage, decode=None, max_items=None, **{"asr": None, "vocoder": None, "codec": None, **kw})
+
+    assert stage_options("codec", args("codec", asr="a", vocoder="v")) == {"asr": "a", "vocoder": "v"}
+    assert stage_options("vocoder", args("vocoder", asr="a")) == {"asr": "a"}
+    with pytest.raises(ValueError, match="--vocoder is an export for the evaluations of codec, talker"):
+        stage_options("vocoder", args("vocoder", vocoder="v"))
+    with pytest.raises(ValueError, match="--asr is an export for the evaluations of codec, talker, vocoder"):
+        stage_options("audio", args("audio", asr="a"))
+    assert stage_options("talker", args("talker", codec="c")) == {"codec": "c"}
+    assert stage_options("audio", args("all", asr="a")) == {}

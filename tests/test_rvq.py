@@ -1,4 +1,5 @@
-"""RVQ: Part 6's encode shape, exact decode of codebook vectors, and codec training on a toy set."""
+"""RVQ: Part 6's encode shape, exact decode of codebook vectors, and codec training on a toy set;
+the conv codec option: the same shapes, identity at initialisation, its context, its loss."""
 
 import pytest
 import torch
@@ -106,3 +107,69 @@ def test_usage_perplexity_and_dead_code_reseeding():
 def test_kmeans_needs_enough_frames():
     with pytest.raises(ValueError, match="at least codebook_size=128"):
         kmeans_init(RVQ(CodecConfig()), torch.randn(50, 128))
+
+
+# -- the conv codec (CodecConfig.encoder = "conv") -----------------------------
+
+CONV = dict(encoder="conv", hidden=32, kernel_size=5, n_layers=2)
+
+
+def test_conv_codec_keeps_the_part5_and_part6_shapes():
+    rvq = RVQ(CodecConfig(**CONV))
+    codes = rvq.encode(torch.randn(2, 50, 128) - 5)                      # Part 6's batch
+    assert codes.shape == (2, 50, 2) and codes.dtype == torch.long
+    assert rvq.decode(codes).shape == (2, 50, 128)
+    assert rvq.decode(torch.zeros(1, 301, 2, dtype=torch.long))[0].shape == (301, 128)   # Part 5
+    assert rvq.decode(codes[:, :1]).shape == (2, 1, 128)                 # one frame still decodes (edges repeat)
+
+
+def test_identity_codec_has_only_codebooks_and_untrained_conv_starts_as_identity():
+    assert list(RVQ(CodecConfig()).state_dict()) == ["codebooks"]       # the seed's exports load strictly
+    torch.manual_seed(0)
+    identity, conv = RVQ(CodecConfig()), RVQ(CodecConfig(**CONV))
+    with torch.no_grad():
+        conv.codebooks.copy_(identity.codebooks)
+    mel = torch.randn(2, 20, 128)
+    assert torch.equal(conv.latents(mel), mel)                           # zero-initialised residual branches
+    codes = identity.encode(mel)
+    assert torch.equal(conv.encode(mel), codes)
+    torch.testing.assert_close(conv.decode(codes), identity.decode(codes))
+
+
+def test_conv_codec_context_is_its_receptive_field():
+    """Encoder: n_layers blocks of kernel_size frames → frame t sees t ± n_layers · (kernel_size // 2)."""
+    torch.manual_seed(0)
+    rvq = RVQ(CodecConfig(**CONV))
+    for p in rvq.encoder.parameters():
+        torch.nn.init.normal_(p, std=0.1)                               # as if trained: non-zero branches
+    mel = torch.randn(1, 30, 128)
+    poked = mel.clone()
+    poked[0, 15] += 1.0
+    moved = (rvq.latents(poked) - rvq.latents(mel)).abs().amax(-1)[0] > 0   # (T,)
+    assert moved.nonzero().flatten().tolist() == list(range(15 - 4, 15 + 5))
+
+
+def test_conv_codec_loss_has_reconstruction_and_falls():
+    g = torch.Generator().manual_seed(0)
+    batch = toy_frames(1024).reshape(16, 64, 128)                        # (B, T, D) sequences
+    rvq = RVQ(CodecConfig(**CONV))
+    kmeans_init(rvq, rvq.latents(batch).detach(), n_iter=0, generator=g)   # sampled frames, as the smoke preset
+    opt = torch.optim.Adam(rvq.parameters(), lr=0.01)
+    _, first = rvq.loss(batch)
+    for _ in range(15):
+        loss, _ = rvq.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    _, last = rvq.loss(batch)
+    assert "reconstruction_loss" in first and "reconstruction_loss" not in RVQ(CodecConfig()).loss(batch)[1]
+    assert last["loss"] < 0.9 * first["loss"]
+    assert last["reconstruction_loss"] < 0.9 * first["reconstruction_loss"] and last["mel_l1"] < first["mel_l1"]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in rvq.encoder.parameters())
+
+
+def test_codec_config_rejects_unknown_encoders_and_even_kernels():
+    with pytest.raises(AssertionError, match="encoder must be one of"):
+        CodecConfig(encoder="transformer")
+    with pytest.raises(AssertionError, match="kernel_size must be odd"):
+        CodecConfig(encoder="conv", kernel_size=4)

@@ -27,6 +27,8 @@ from omni.checkpoint import export_dir
 
 DEFAULT_DATA = "data/small"
 MAX_ITEMS_STAGES = ("talker", "vocoder")     # evaluations that take max_items (--max-items)
+# evaluations that take another stage's export as a judge or a part: option → the stages that take it
+EXPORT_OPTIONS = {"asr": ("codec", "talker", "vocoder"), "vocoder": ("codec", "talker"), "codec": ("talker",)}
 
 
 def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, device: str,
@@ -49,7 +51,7 @@ def evaluate_stage(name: str, ckpt: str | Path, data: str | Path, split: str, de
 
 def stage_options(stage: str, args) -> dict:
     """Options of one stage's evaluation from the command line: ``--decode`` for audio only,
-    ``--max-items`` for the stages in MAX_ITEMS_STAGES."""
+    ``--max-items`` for the stages in MAX_ITEMS_STAGES, ``--asr`` / ``--vocoder`` / ``--codec`` for those in EXPORT_OPTIONS."""
     options = {}
     decode = getattr(args, "decode", None)
     if decode is not None:
@@ -64,6 +66,15 @@ def stage_options(stage: str, args) -> dict:
         elif args.stage != "all":
             raise ValueError(f"--max-items limits the sentences of {', '.join(MAX_ITEMS_STAGES)}; "
                              f"the {stage} stage's evaluation takes no such limit")
+    for name, stages in EXPORT_OPTIONS.items():
+        folder = getattr(args, name, None)
+        if folder is None:
+            continue
+        if stage in stages:
+            options[name] = folder
+        elif args.stage != "all":
+            raise ValueError(f"--{name} is an export for the evaluations of {', '.join(stages)}; "
+                             f"the {stage} stage's evaluation takes none")
     return options
 
 
