@@ -39,28 +39,25 @@ def speech_world(tmp_path_factory) -> Path:
     return small_world(tmp_path_factory)
 
 
+def smoke_run(key: str, stage: str, config: Path, world: Path, tmp_path_factory) -> Path:
+    """One ``omni train <stage> --config <config>`` run per session, cached under ``key``."""
+    if key not in _CACHE:
+        run = tmp_path_factory.mktemp(key) / "run"
+        train(stage, "--config", str(config), "--data", str(world), "--out", str(run))
+        _CACHE[key] = run
+    return _CACHE[key]
+
+
 @pytest.fixture(scope="session")
 def codec_run(speech_world, tmp_path_factory) -> Path:
-    if "codec" not in _CACHE:
-        run = tmp_path_factory.mktemp("codec") / "run"
-        train("codec", "--config", str(CODEC_SMOKE), "--data", str(speech_world), "--out", str(run))
-        _CACHE["codec"] = run
-    return _CACHE["codec"]
+    return smoke_run("codec", "codec", CODEC_SMOKE, speech_world, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def codec_conv_run(speech_world, tmp_path_factory) -> Path:
-    if "codec_conv" not in _CACHE:
-        run = tmp_path_factory.mktemp("codec_conv") / "run"
-        train("codec", "--config", str(CODEC_CONV_SMOKE), "--data", str(speech_world), "--out", str(run))
-        _CACHE["codec_conv"] = run
-    return _CACHE["codec_conv"]
+    return smoke_run("codec_conv", "codec", CODEC_CONV_SMOKE, speech_world, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def vocoder_run(speech_world, tmp_path_factory) -> Path:
-    if "vocoder" not in _CACHE:
-        run = tmp_path_factory.mktemp("vocoder") / "run"
-        train("vocoder", "--config", str(VOCODER_SMOKE), "--data", str(speech_world), "--out", str(run))
-        _CACHE["vocoder"] = run
-    return _CACHE["vocoder"]
+    return smoke_run("vocoder", "vocoder", VOCODER_SMOKE, speech_world, tmp_path_factory)
