@@ -123,6 +123,28 @@ def test_speed_perturbation_changes_length_not_labels(tmp_path_factory):
         assert slow[i]["mel"].shape[0] == pytest.approx(n / 0.9, abs=2)
 
 
+def test_ctc_upsample_reads_each_encoder_frame_as_k_ctc_frames():
+    """ctc_upsample 2: the same encoder frames, twice the CTC frames; frame t's two label slots are
+    CTC frames 2t and 2t + 1, and padding stays past each clip's (doubled) length."""
+    torch.manual_seed(0)
+    seed_model = ASRModel(TINY)
+    up = ASRModel(ASRConfig(encoder=TINY.encoder, ctc_upsample=2))
+    up.encoder.load_state_dict(seed_model.encoder.state_dict())
+    batch = _batch()
+    lp1, n1 = seed_model(batch["mel"], batch["mel_lengths"])
+    lp2, n2 = up(batch["mel"], batch["mel_lengths"])
+    assert lp2.shape == (lp1.shape[0], 2 * lp1.shape[1], lp1.shape[2]) and torch.equal(n2, 2 * n1)
+    x = up.encoder(batch["mel"], batch["mel_lengths"])                           # (B, T', d)
+    by_hand = up.ctc_head(x).view(x.shape[0], x.shape[1], 2, -1).log_softmax(-1)  # (B, T', 2, V)
+    torch.testing.assert_close(lp2[:, 1::2], by_hand[:, :, 1])
+    torch.testing.assert_close(lp2[:, 0::2], by_hand[:, :, 0])
+    up.train()
+    loss, _ = ctc_loss(up, batch)
+    assert torch.isfinite(loss) and loss > 0
+    with pytest.raises(ValueError, match="ctc_upsample"):
+        ASRConfig(encoder=TINY.encoder, ctc_upsample=0)
+
+
 # ---------------------------------------------------------------------------
 # Decoding
 # ---------------------------------------------------------------------------

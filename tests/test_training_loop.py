@@ -87,7 +87,7 @@ def test_checkpoint_contents_best_and_plot(tmp_path):
     ck = read_checkpoint(tmp_path / "checkpoints/latest.pt")
     assert {"model", "optimizer", "scheduler", "scaler", "data", "rng", "model_config", "train_config"} <= set(ck)
     assert ck["step"] == 6 and ck["data"] == {"epoch": 0, "index": 6, "seed": 7, "global_batch": 4,
-                                               "dataset_len": 64}
+                                               "dataset_len": 64, "bucket_pool": 0}
     assert {"python", "numpy", "torch"} <= set(ck["rng"]) and ck["model_config"] == {"d_in": 8, "d_hidden": 16}
     assert ck["train_config"]["max_steps"] == 6
     assert result.best == {"metric": "val_loss", "score": 1.0, "step": 4}
@@ -203,3 +203,34 @@ def test_safetensors_export_round_trip_and_strict_errors(tmp_path):
         load_exported(tmp_path / "liar", Toy, ToyConfig)
     with pytest.raises(FileNotFoundError, match="config.json not found"):
         load_exported(tmp_path / "empty", Toy, ToyConfig)
+
+
+def test_length_buckets_cut_padding_visit_every_item_once_and_resume():
+    from omni.training import ShuffledBatches
+    g = torch.Generator().manual_seed(0)
+    lengths = (0.6 + 3.8 * torch.rand(960, generator=g)).tolist()           # seconds, as the world's clips
+    items = list(range(len(lengths)))
+
+    def padding(batches) -> float:
+        total = pad = 0.0
+        for b in batches:
+            longest = max(lengths[i] for i in b)
+            total, pad = total + longest * len(b), pad + sum(longest - lengths[i] for i in b)
+        return pad / total
+
+    plain = ShuffledBatches(items, 16, 3, collate_fn=list)
+    buckets = ShuffledBatches(items, 16, 3, collate_fn=list, lengths=lengths, bucket_pool=10)
+    epoch = [buckets.next_batch() for _ in range(buckets.batches_per_epoch)]
+    assert sorted(i for b in epoch for i in b) == items                     # every item once per epoch
+    assert padding(epoch) < 0.1 < padding([plain.next_batch() for _ in range(plain.batches_per_epoch)])
+    means = [sum(lengths[i] for i in b) / len(b) for b in epoch]
+    descents = sum(a > b for a, b in zip(means, means[1:]))
+    assert descents > len(epoch) // 4    # batches shuffled, not each pool's in rising length (5 descents)
+    state = buckets.state_dict()
+    resumed = ShuffledBatches(items, 16, 3, collate_fn=list, lengths=lengths, bucket_pool=10)
+    resumed.load_state_dict(state)
+    assert [resumed.next_batch() for _ in range(5)] == [buckets.next_batch() for _ in range(5)]
+    with pytest.raises(ValueError, match="bucket_pool"):
+        plain.load_state_dict(state)                                         # a different order: refused
+    with pytest.raises(ValueError, match="one length per item"):
+        ShuffledBatches(items, 16, 3, lengths=lengths[:-1])

@@ -47,7 +47,7 @@ GOAL_HELD_OUT = 0.08          # issue 13, cpu preset: held-out voices together �
 GOAL_HELD_OUT_VOICE = 0.12    # ... and each held-out voice ≤ 12 %
 GOAL_SEEN = 0.05              # held-out sentences of training voices ≤ 5 %
 LM_ORDER = 6
-BEAM = BeamConfig(beam=8, alpha=0.5, beta=1.0)     # alpha, beta: a first guess, not tuned (see docs/training.md)
+BEAM = BeamConfig(beam=32, alpha=1.0, beta=2.0)    # chosen on the first 200 val clips of data/medium (docs/training.md)
 DECODES = {"greedy": ("greedy",), "beam": ("beam",), "both": ("greedy", "beam")}
 
 

@@ -39,6 +39,7 @@ class AudioDataConfig:
     eval_batch_size: int = 16
     spec_augment: SpecAugment | None = field(default_factory=SpecAugment)   # null: no masking
     speed_perturb: list[float] | None = None  # training clips played at one of these speeds, e.g. [0.9, 1.0, 1.1]
+    bucket_by_length: bool = False           # batches of clips of nearly one duration (omni.training.data)
     sound_weight: float = 0.0                # weight of the sound-attribute loss on the music clips (needs model.sound_classes)
     sound_batch_size: int = 16               # music clips per step beside the speech batch
     val_sounds: int = 200                    # validation music clips scored at each evaluation
@@ -49,6 +50,15 @@ class AudioDataConfig:
         assert 0 <= self.bad_data_threshold < 1, f"bad_data_threshold must be in [0, 1), got {self.bad_data_threshold}"
         assert self.val_clips >= 1, f"val_clips must be ≥ 1, got {self.val_clips}"
         assert self.sound_weight >= 0, f"sound_weight must be ≥ 0, got {self.sound_weight}"
+
+
+def clip_durations(manifest: Path, records) -> list[float]:
+    """Seconds of each clip, for length buckets: the manifest's ``duration`` field, which all need."""
+    missing = [r.id for r in records if not r.duration]
+    if missing:
+        raise ValueError(f"{manifest}: data.bucket_by_length needs a duration for every clip; "
+                         f"{len(missing)} have none (first: {missing[0]})")
+    return [r.duration for r in records]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,7 +87,9 @@ def main(argv=None) -> int:
     # =========================================================================
     train_clips, val_clips = SpeechClips(train_records, speeds=data_cfg.speed_perturb), SpeechClips(val_records)
     data = ShuffledBatches(train_clips, cfg.batch_size, cfg.seed, rank=ctx.dist.rank,
-                           world_size=ctx.dist.world_size, collate_fn=collate_speech)
+                           world_size=ctx.dist.world_size, collate_fn=collate_speech,
+                           lengths=clip_durations(world / "asr_train.jsonl", train_records)
+                           if data_cfg.bucket_by_length else None)
     sounds = data_cfg.sound_weight > 0
     if sounds and ctx.dist.world_size > 1:
         raise RuntimeError("data.sound_weight runs in one process: the sound head's loss calls "
