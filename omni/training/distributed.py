@@ -106,4 +106,5 @@ def barrier(info: DistInfo) -> None:
 
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
+        dist.barrier()              # no rank tears gloo down while another still talks to it (a rare abort)
         dist.destroy_process_group()
