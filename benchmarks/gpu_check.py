@@ -77,6 +77,22 @@ class GpuCheckFailed(RuntimeError):
     """Raised by main after the whole table, naming every failed row (chained from the first failure)."""
 
 
+class RowFailed(RuntimeError):
+    """A row's stage raised: the row (its ``exception`` set) travels to main, which tables it and goes on."""
+
+    def __init__(self, row: Row):
+        super().__init__(f"{row.stage} {row.precision}: {row.error}")
+        self.row = row
+
+
+def tabled(make_row, *args) -> Row:
+    """The row ``make_row(*args)`` returns, or the failed row it raised (main raises GpuCheckFailed later)."""
+    try:
+        return make_row(*args)
+    except RowFailed as failed:
+        return failed.row
+
+
 def failure(err: Exception) -> str:
     """'TypeName: first line of the message', for the table's error column."""
     text = str(err).strip()
@@ -134,17 +150,22 @@ def train_row(stage: str, precision: str, args, world: Path) -> Row:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
+
+    def measured() -> Row:
+        row.wall_s = time.perf_counter() - t0
+        if args.device == "cuda":
+            row.peak_gib = torch.cuda.max_memory_allocated() / 2 ** 30
+        return row
+
     try:
         STAGES[stage].train(argv)
         summarise(row, run_dir)
     except Exception as err:                 # one stage failing must not hide the others' figures:
-        row.exception = err                  # main raises GpuCheckFailed from it after the table
+        row.exception = err                  # re-raised with its row; main tables it, raises GpuCheckFailed
         if args.verbose:
             traceback.print_exc()
-    row.wall_s = time.perf_counter() - t0
-    if args.device == "cuda":
-        row.peak_gib = torch.cuda.max_memory_allocated() / 2 ** 30
-    return row
+        raise RowFailed(measured()) from err
+    return measured()
 
 
 def decode_row(stage: str, precision: str, args) -> Row:
@@ -176,8 +197,9 @@ def decode_row(stage: str, precision: str, args) -> Row:
             dt = time.perf_counter() - t0
         row.steps, row.steps_per_s, row.rate, row.wall_s = made, made / dt, f"{made / dt:,.0f} {unit}/s", dt
         row.final_loss = math.nan
-    except Exception as err:                 # kept in the row; main raises GpuCheckFailed from it
+    except Exception as err:                 # re-raised with its row; main tables it, raises GpuCheckFailed
         row.exception = err
+        raise RowFailed(row) from err
     if args.device == "cuda":
         row.peak_gib = torch.cuda.max_memory_allocated() / 2 ** 30
     return row
@@ -218,10 +240,10 @@ def main(argv=None) -> int:
     print(HEADER)
     for stage in args.stages:
         for precision in PRECISIONS:
-            rows.append(train_row(stage, precision, args, world))
+            rows.append(tabled(train_row, stage, precision, args, world))
             print(rows[-1].line(), flush=True)
             if stage in ("thinker", "talker") and not rows[-1].error:
-                rows.append(decode_row(stage, precision, args))
+                rows.append(tabled(decode_row, stage, precision, args))
                 print(rows[-1].line(), flush=True)
     print(f"\n{HEADER}\n" + "\n".join(r.line() for r in rows))        # again, clear of the stages' logs
     failed = [r for r in rows if r.error]

@@ -84,7 +84,7 @@ class ASRModel(nn.Module):
         if k > 1:   # each encoder frame's k·98 logits are k consecutive CTC frames of 98
             logits = rearrange(logits, "b t (k v) -> b (t k) v", k=k)                 # (B, k·T', 98)
         trace.record("asr.logits", logits, f"CTC logits per {40 // k} ms frame")
-        log_probs = logits.float().log_softmax(dim=-1)                                # (B, T', 98), fp32 for CTC
+        log_probs = logits.float().log_softmax(dim=-1)                                # (B, k·T', 98), fp32 for CTC
         if self.cfg.encoder.check_finite:
             check_finite(log_probs, "ASRModel CTC log-probabilities")
         return log_probs, self.output_lengths(mel_lengths.to(mel.device))
@@ -95,7 +95,7 @@ class ASRModel(nn.Module):
             raise ValueError("this ASRModel has no sound head: set model.sound_classes (the audio stage's "
                              "data.sound_weight needs it)")
         x = self.encoder(mel, mel_lengths)                                            # (B, T', 192)
-        return self.sound_head(x, output_length(mel_lengths.to(mel.device)))    # (B, Σ classes)
+        return self.sound_head(x, output_length(mel_lengths.to(mel.device)))          # (B, Σ classes)
 
     @torch.no_grad()
     def transcribe(self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None) -> list[str]:
